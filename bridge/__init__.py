@@ -1,0 +1,3 @@
+"""ticketbridge: webhooks in, helpdesk tickets out."""
+
+__version__ = "0.1.0"

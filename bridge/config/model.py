@@ -1,0 +1,138 @@
+"""The loaded configuration: frozen records, each knowing where in which file it was written.
+
+Values here are already interpolated from the environment and validated against the schema
+(config/schema.json) and the cross-references (a rule's source and provider exist, ...).
+Conditions, `if` expressions and ticket templates are kept raw; routing and rendering compile
+them (and report their own problems with these locations).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bridge.tickets import ActionKind, OnExisting, OnMissing
+
+# A path into the merged configuration document: ("rules", 3, "ticket", "subject").
+DocPath = tuple[str | int, ...]
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, kw_only=True)
+class Location:
+    """Where something was written: file (relative to the working directory when possible),
+    1-based line, and its YAML path inside that file (`rules[0].ticket.subject`)."""
+
+    file: str
+    line: int
+    path: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryPolicy:
+    """DESIGN §3.2 retry policy; durations in seconds."""
+
+    max_attempts: int = 15
+    base: float = 2.0
+    factor: float = 2.0
+    cap: float = 3600.0
+    max_age: float = 48 * 3600.0
+    retry_after_cap: float = 3600.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class RateLimit:
+    per_second: float
+    burst: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Defaults:
+    dedupe_window: float = 7 * 86400.0  # seconds
+    max_depth: int = 64
+    max_body: int = MIB  # bytes
+    keep_bodies: float | None = None  # seconds; None keeps raw bodies until purge
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SourceConfig:
+    name: str
+    path: str  # URL path, default /hooks/<name>
+    verify: Mapping[str, Any]  # raw mapping: {"type": "token", ...} or {"preset": ...}
+    dedupe_key: str | None = None  # a path (body.id) or a template when it contains "{{"
+    max_body: int = MIB
+    schema: Mapping[str, Any] | None = None  # the loaded JSON Schema document
+    body: str | None = None  # json | form | multipart | form_json_field:X | multipart_json_field:X
+    split: bool = False
+    default_rule: str | None = None
+    location: Location
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProviderConfig:
+    name: str
+    type: str  # log | http | vambe | glassix | cloudchat | chatwoot | awalchat
+    settings: Mapping[str, Any]  # every key of the provider's mapping, as written (interpolated)
+    base_url: str | None = None
+    timeout: float = 10.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    rate_limit: RateLimit | None = None
+    concurrency: int = 4
+    location: Location
+
+
+@dataclass(frozen=True, kw_only=True)
+class RuleConfig:
+    name: str
+    sources: tuple[str, ...]  # empty: only usable as a source's default_rule
+    when: Mapping[str, Any]  # raw condition mapping ({} always holds)
+    if_expr: str | None
+    action: ActionKind
+    provider: str
+    ticket: Mapping[str, Any]  # raw ticket mapping (strings are templates)
+    continue_: bool = False
+    on_existing: OnExisting = OnExisting.UPDATE
+    on_missing: OnMissing = OnMissing.SKIP
+    doc_path: DocPath  # ("rules", i) in the merged document
+    location: Location
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    rules_dir: Path
+    templates_dir: Path
+    sources: Mapping[str, SourceConfig]
+    providers: Mapping[str, ProviderConfig]
+    rules: tuple[RuleConfig, ...]
+    vars: Mapping[str, Any]
+    defaults: Defaults
+    # every merged-document path -> where it was written (see locate)
+    locations: Mapping[DocPath, Location]
+    # configured secret values (api keys, tokens, HMAC secrets, passwords) for masking output
+    secrets: frozenset[str] = frozenset()
+
+    def locate(self, path: DocPath) -> Location:
+        """Where `path` was written; falls back to the nearest enclosing node that was."""
+        for end in range(len(path), 0, -1):
+            found = self.locations.get(path[:end])
+            if found is not None:
+                if end == len(path):
+                    return found
+                suffix = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path[end:])
+                return Location(file=found.file, line=found.line, path=found.path + suffix)
+        return Location(file=str(self.rules_dir), line=0, path=format_path(path))
+
+
+def format_path(path: DocPath) -> str:
+    """("rules", 3, "ticket", "subject") -> rules[3].ticket.subject"""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return out

@@ -1,0 +1,134 @@
+"""The Provider interface, the outcome of one attempt, and HTTP response classification.
+
+An adapter makes exactly one attempt at an action and says what came of it; only the worker
+retries (STYLE habit 3). Adapters get their httpx client injected, so `ticketbridge try` can
+run the very same code against a recording transport and show the exact requests.
+"""
+
+from __future__ import annotations
+
+import abc
+import email.utils
+import enum
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import httpx
+
+from bridge.tickets import ActionKind, TicketAction, TicketRef
+
+EXCERPT_LIMIT = 500
+
+
+class OutcomeKind(enum.StrEnum):
+    SUCCESS = "success"
+    RETRYABLE = "retryable"  # connect error, timeout, 408, 425, 429, 5xx
+    PERMANENT = "permanent"  # other 4xx, config and render errors: dead at once
+    UNAUTHORIZED = "unauthorized"  # 401 / 403: the provider's credentials are wrong
+    SKIPPED = "skipped"  # nothing to act on (no ticket found and on_missing: skip)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    kind: OutcomeKind
+    message: str = ""
+    status_code: int | None = None
+    retry_after: float | None = None  # seconds, as the provider asked
+    response_excerpt: str | None = None
+    ticket_ref: TicketRef | None = None
+    ticket_open: bool | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Job:
+    """One attempt at one delivery."""
+
+    delivery_id: str
+    attempt: int
+    action: TicketAction
+    ticket_ref: TicketRef | None  # from the correlate map, when the key is known
+    ticket_open: bool | None
+    context: Mapping[str, Any]  # the template context of the event (DESIGN §2.5)
+
+
+class Provider(abc.ABC):
+    """One helpdesk (or log, or generic HTTP endpoint)."""
+
+    #: the actions this provider's API can do; a rule asking for another is a config error
+    capabilities: ClassVar[frozenset[ActionKind]] = frozenset(ActionKind)
+
+    def __init__(self, *, name: str) -> None:
+        self.name = name
+
+    @abc.abstractmethod
+    async def deliver(self, job: Job) -> Outcome:
+        """Make one attempt; never raise for anything the provider or network did."""
+
+
+def parse_retry_after(value: str | None, *, now: float) -> float | None:
+    """Retry-After as seconds from now: delta-seconds or an HTTP date; None if unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None:
+            return None
+        seconds = when.timestamp() - now
+    if math.isnan(seconds) or math.isinf(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def excerpt(text: str, limit: int = EXCERPT_LIMIT) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def classify_response(response: httpx.Response, *, now: float) -> Outcome:
+    """DESIGN §3.2: 2xx success; 408, 425, 429, 5xx retryable; 401, 403 unauthorized;
+    any other status permanent. The provider's own message is kept in the outcome."""
+    status = response.status_code
+    text = excerpt(response.text)
+    if 200 <= status < 300:
+        return Outcome(kind=OutcomeKind.SUCCESS, status_code=status, response_excerpt=text)
+    message = f"HTTP {status}: {provider_message(response) or response.reason_phrase}"
+    if status in (408, 425, 429) or status >= 500:
+        return Outcome(
+            kind=OutcomeKind.RETRYABLE,
+            status_code=status,
+            message=message,
+            retry_after=parse_retry_after(response.headers.get("retry-after"), now=now),
+            response_excerpt=text,
+        )
+    kind = OutcomeKind.UNAUTHORIZED if status in (401, 403) else OutcomeKind.PERMANENT
+    return Outcome(kind=kind, status_code=status, message=message, response_excerpt=text)
+
+
+def provider_message(response: httpx.Response) -> str | None:
+    """The error message an API put in its JSON body, if it put one in a usual place."""
+    try:
+        data = response.json()
+    except ValueError:
+        return excerpt(response.text, 200) or None
+    if isinstance(data, dict):
+        for key in ("message", "error", "detail", "description", "errors"):
+            value = data.get(key)
+            if isinstance(value, str) and value:
+                return excerpt(value, 200)
+            if isinstance(value, (list, dict)) and value:
+                return excerpt(str(value), 200)
+    return None
+
+
+def classify_transport_error(exc: httpx.HTTPError) -> Outcome:
+    """Connect errors and timeouts are worth retrying; a malformed request is not."""
+    if isinstance(exc, (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)):
+        return Outcome(kind=OutcomeKind.RETRYABLE, message=f"{type(exc).__name__}: {exc}")
+    return Outcome(kind=OutcomeKind.PERMANENT, message=f"{type(exc).__name__}: {exc}")

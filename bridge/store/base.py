@@ -1,0 +1,266 @@
+"""The Store interface: everything the receiver, worker and CLI ask of the database.
+
+Two implementations follow it: SQLite (sqlite.py, the embedded default) and PostgreSQL. Times
+are float epoch seconds, passed in by the caller (the clock is injected, never read here, except
+where a method's doc says so). Ids are made by the caller (bridge.ids.new_id).
+
+Semantics every implementation keeps (tests/store/test_contract.py holds them):
+- ingest: all events of one call commit in one transaction, and the call returns only after
+  that commit; concurrent calls may share one transaction (group commit). A dedupe key already
+  seen for the source within the window answers with the first event's id, stores nothing.
+- claim_unrouted / claim_due hand each item to one caller at a time, under a lease; an item
+  whose lease ran out can be claimed again (a crashed worker's work is taken over).
+- claim_due never hands out a delivery while an earlier one of the same (provider, correlate)
+  is unfinished (pending, in flight or being retried): per-key order.
+- finish_attempt records the attempt, the delivery's new state, the correlate map (on success)
+  and the event's status in one transaction, and only if the claim's lease is still held.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class EventStatus(enum.StrEnum):
+    ACCEPTED = "accepted"  # stored; not yet routed, or deliveries still pending
+    DONE = "done"
+    UNMATCHED = "unmatched"
+    FAILED = "failed"  # some delivery is dead
+
+
+class DeliveryStatus(enum.StrEnum):
+    PENDING = "pending"
+    WAITING = "waiting"  # behind an earlier action of the same correlate key
+    IN_FLIGHT = "in_flight"
+    DONE = "done"
+    SKIPPED = "skipped"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in _FINAL
+
+
+_FINAL = frozenset(
+    {DeliveryStatus.DONE, DeliveryStatus.SKIPPED, DeliveryStatus.DEAD, DeliveryStatus.CANCELLED}
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewEvent:
+    id: str
+    source: str
+    received_at: float
+    headers: Mapping[str, str]  # lower-case names, already redacted where secret
+    query: Mapping[str, str]
+    payload: str  # the parsed body as JSON text (for a split source, the element)
+    raw: bytes | None  # the raw body as received (None when not kept)
+    content_type: str | None
+    dedupe_key: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class IngestResult:
+    event_id: str  # the new event's id, or the first event's id for a duplicate
+    duplicate: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoredEvent:
+    id: str
+    source: str
+    received_at: float
+    headers: Mapping[str, str]
+    query: Mapping[str, str]
+    payload: str
+    content_type: str | None
+    dedupe_key: str | None
+    status: EventStatus
+    routed_at: float | None = None
+    matched_rules: tuple[str, ...] = ()
+    trace: Sequence[Mapping[str, Any]] = ()
+    has_raw: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewDelivery:
+    id: str
+    event_id: str
+    rule: str
+    provider: str
+    action: Mapping[str, Any] | None  # TicketAction.to_json(); None when rendering failed
+    correlate: str | None
+    status: DeliveryStatus = DeliveryStatus.PENDING  # DEAD for a render error
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Routing:
+    """The result of routing one event: what the worker's routing step stores at once."""
+
+    event_id: str
+    matched_rules: tuple[str, ...]
+    trace: Sequence[Mapping[str, Any]]
+    deliveries: Sequence[NewDelivery]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Attempt:
+    delivery_id: str
+    number: int
+    started_at: float
+    duration: float  # seconds
+    outcome: str  # success | retryable | permanent | ...
+    status_code: int | None = None
+    error: str | None = None  # the provider's message or the error class, redacted
+    response_excerpt: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Delivery:
+    id: str
+    event_id: str
+    rule: str
+    provider: str
+    action: Mapping[str, Any] | None
+    correlate: str | None
+    status: DeliveryStatus
+    attempts: int  # attempts made, ever
+    tries: int  # attempts since it was last queued (the retry policy counts these)
+    created_at: float
+    queued_at: float  # created, or last re-queued by a retry
+    next_attempt_at: float | None
+    last_error: str | None
+    ticket_ref: Mapping[str, str] | None
+    attempt_log: Sequence[Attempt] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Claim:
+    """A delivery handed to one worker until `lease_until`."""
+
+    delivery: Delivery
+    event: StoredEvent
+    lease_token: str
+    # what the correlate map knows of (provider, correlate), if anything
+    ticket_ref: Mapping[str, str] | None = None
+    ticket_open: bool | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttemptResult:
+    """What one attempt decided; finish_attempt stores it."""
+
+    attempt: Attempt
+    status: DeliveryStatus  # DONE, SKIPPED, DEAD, or PENDING to retry at next_attempt_at
+    next_attempt_at: float | None = None
+    last_error: str | None = None
+    ticket_ref: Mapping[str, str] | None = None  # written to the correlate map on DONE
+    ticket_open: bool | None = None  # the ticket's state after this action, when known
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventDetail:
+    event: StoredEvent
+    deliveries: Sequence[Delivery]  # each with its attempt_log
+
+
+@dataclass(frozen=True, kw_only=True)
+class PurgeCounts:
+    events: int
+    dedupe_keys: int
+
+
+class Store(abc.ABC):
+    """One database behind the service. Every method is a coroutine; none blocks the loop."""
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect and apply pending migrations."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def ping(self) -> None:
+        """Raise StoreUnavailable unless the database answers."""
+
+    # -- the receiver ---------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def ingest(
+        self, events: Sequence[NewEvent], *, dedupe_window: float, now: float
+    ) -> list[IngestResult]:
+        """Store the events of one request durably, in one transaction, before returning."""
+
+    # -- the worker's routing step -----------------------------------------------------
+
+    @abc.abstractmethod
+    async def claim_unrouted(self, *, now: float, limit: int, lease: float) -> list[StoredEvent]:
+        """Events not yet routed (and not leased by another router), oldest first."""
+
+    @abc.abstractmethod
+    async def save_routing(self, routing: Routing, *, now: float) -> None:
+        """Mark the event routed and add its deliveries; also used by replay (which adds
+        deliveries to an event routed before). The event's status follows its deliveries:
+        unmatched when it has none."""
+
+    # -- the worker's delivery step ----------------------------------------------------
+
+    @abc.abstractmethod
+    async def claim_due(self, *, now: float, limit: int, lease: float) -> list[Claim]:
+        """Due deliveries (pending with next_attempt_at <= now, or in flight with a lapsed
+        lease), oldest first, never two of one (provider, correlate) key out of order."""
+
+    @abc.abstractmethod
+    async def finish_attempt(self, claim: Claim, result: AttemptResult, *, now: float) -> bool:
+        """Store the attempt and its consequences; False when the lease was lost meanwhile
+        (nothing is written then)."""
+
+    @abc.abstractmethod
+    async def next_wakeup(self) -> float | None:
+        """The earliest time something will be due (a retry, a lease running out), or None."""
+
+    # -- reading and steering ------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def list_events(
+        self,
+        *,
+        source: str | None = None,
+        status: EventStatus | None = None,
+        limit: int = 50,
+        before: str | None = None,
+    ) -> list[StoredEvent]:
+        """Newest first; `before` is an event id to page from (exclusive)."""
+
+    @abc.abstractmethod
+    async def get_event(self, event_id: str) -> EventDetail | None: ...
+
+    @abc.abstractmethod
+    async def get_raw(self, event_id: str) -> bytes | None: ...
+
+    @abc.abstractmethod
+    async def list_deliveries(
+        self,
+        *,
+        status: DeliveryStatus | None = None,
+        provider: str | None = None,
+        limit: int = 100,
+    ) -> list[Delivery]:
+        """Newest first."""
+
+    @abc.abstractmethod
+    async def retry_delivery(self, delivery_id: str, *, now: float) -> bool:
+        """Queue a dead, skipped or cancelled delivery again with its stored action and a
+        fresh retry budget; False when there is no such delivery or it is not final."""
+
+    @abc.abstractmethod
+    async def purge(self, *, before: float) -> PurgeCounts:
+        """Delete events received before `before` (with their deliveries and attempts) once
+        all their deliveries are final, and dedupe keys recorded before it."""
