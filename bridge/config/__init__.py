@@ -1,5 +1,6 @@
 """Loading rules/*.yaml: merge, environment interpolation, JSON Schema, cross-references."""
 
+from bridge.config.loader import load_config
 from bridge.config.model import (
     Config,
     Defaults,
@@ -12,6 +13,8 @@ from bridge.config.model import (
     SourceConfig,
     format_path,
 )
+from bridge.config.units import parse_duration, parse_size
+from bridge.config.validation import load_schema
 
 __all__ = [
     "Config",
@@ -24,4 +27,8 @@ __all__ = [
     "RuleConfig",
     "SourceConfig",
     "format_path",
+    "load_config",
+    "load_schema",
+    "parse_duration",
+    "parse_size",
 ]

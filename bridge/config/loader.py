@@ -1,0 +1,313 @@
+"""load_config: rules/*.yaml -> Config, or ConfigError with every problem at once.
+
+Stages, each reporting all of its problems before the next would be confused by them:
+1. find the files (every *.yaml / *.yml below the rules directory, except samples/ and
+   schemas/ at its top and hidden names) and read each as YAML with lines: syntax errors and
+   duplicate keys of all files;
+2. merge them into one document, keeping where every node was written, interpolate
+   `${NAME}` from the environment, validate against the JSON Schema, check cross-references,
+   drop empty secrets: all of these problems together;
+3. build the frozen records of bridge.config.model.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bridge.config.envsubst import interpolate
+from bridge.config.model import (
+    Config,
+    Defaults,
+    DocPath,
+    Location,
+    ProviderConfig,
+    RateLimit,
+    RetryPolicy,
+    RuleConfig,
+    SourceConfig,
+    format_path,
+)
+from bridge.config.units import parse_duration, parse_size
+from bridge.config.validation import drop_empty_secrets, reference_findings, schema_findings
+from bridge.config.yamlfile import YamlDocument, read_yaml
+from bridge.exceptions import ConfigError, Problem
+from bridge.tickets import ActionKind, OnExisting, OnMissing
+
+SKIPPED_DIRS = ("samples", "schemas")  # sample payloads and JSON Schemas, not rules
+NAMED_SECTIONS = {
+    "providers": "provider",
+    "sources": "source",
+    "vars": "var",
+    "defaults": "default",
+}
+TOP_LEVEL = ("providers", "sources", "rules", "vars", "defaults")
+SECRET_KEY = re.compile(r"secret|token|password|passwd|api_key|apikey|key|auth|credential", re.I)
+NOT_SECRET_KEYS = frozenset({"dedupe_key", "secret_encoding", "timestamp_key", "signature_keys"})
+MIN_SECRET_LENGTH = 4
+
+
+def load_config(rules_dir: Path, templates_dir: Path, environ: Mapping[str, str]) -> Config:
+    """The configuration in `rules_dir`, or ConfigError naming every problem."""
+    files, problems = find_rule_files(rules_dir)
+    documents: list[YamlDocument] = []
+    for path in files:
+        document, file_problems = read_yaml(path, file=str(path))
+        problems.extend(file_problems)
+        if document is not None:
+            documents.append(document)
+    if problems:
+        raise ConfigError(problems)
+
+    merged = _merge(documents)
+    interpolated = interpolate(merged.data, environ)
+    data: dict[str, Any] = interpolated.data
+    variables, broken = interpolated.variables, interpolated.missing
+    # only the locations are known yet; Config.locate is the one way to look a path up
+    locate = Config(
+        rules_dir=rules_dir,
+        templates_dir=templates_dir,
+        sources={},
+        providers={},
+        rules=(),
+        vars={},
+        defaults=Defaults(),
+        locations=merged.locations,
+    ).locate
+    findings = schema_findings(data, variables)
+    references, schemas = reference_findings(data, variables, rules_dir=rules_dir, locate=locate)
+    findings += references
+    findings += drop_empty_secrets(data, broken)
+    findings = [f for f in findings if f[0] not in broken] + interpolated.problems
+    problems = merged.problems + [_problem(locate(path), message) for path, message in findings]
+    if problems:
+        raise ConfigError(sorted(set(problems)))
+
+    return _build(
+        data,
+        locations=merged.locations,
+        schemas=schemas,
+        rules_dir=rules_dir,
+        templates_dir=templates_dir,
+        secrets=collect_secrets(data, interpolated.env_values),
+    )
+
+
+def find_rule_files(rules_dir: Path) -> tuple[list[Path], list[Problem]]:
+    def problem(message: str) -> tuple[list[Path], list[Problem]]:
+        return [], [Problem(file=str(rules_dir), line=0, path="", message=message)]
+
+    if not rules_dir.exists():
+        return problem("the rules directory does not exist")
+    if not rules_dir.is_dir():
+        return problem("the rules directory is not a directory")
+    found: list[Path] = []
+    for root, dirs, files in os.walk(rules_dir):
+        here = Path(root)
+        top = here == rules_dir
+        dirs[:] = [d for d in dirs if not d.startswith(".") and not (top and d in SKIPPED_DIRS)]
+        found += [
+            here / f for f in files if f.endswith((".yaml", ".yml")) and not f.startswith(".")
+        ]
+    if not found:
+        return problem("no *.yaml or *.yml file in the rules directory")
+    return sorted(found, key=lambda p: p.relative_to(rules_dir).parts), []
+
+
+def _problem(where: Location, message: str) -> Problem:
+    return Problem(file=where.file, line=where.line, path=where.path, message=message)
+
+
+# --- merging -------------------------------------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class _Merged:
+    data: dict[str, Any] = field(
+        default_factory=lambda: {"rules": []} | {k: {} for k in NAMED_SECTIONS}
+    )
+    locations: dict[DocPath, Location] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def _merge(documents: list[YamlDocument]) -> _Merged:
+    """One document from many: named sections merged by name, rules concatenated in order."""
+    merged = _Merged()
+    for document in documents:
+        lines, data = document.lines, document.data
+
+        def where(path: DocPath, document: YamlDocument = document) -> Location:
+            line = document.lines.get(path, 1)
+            return Location(file=document.file, line=line, path=format_path(path))
+
+        def reject(path: DocPath, message: str, document: YamlDocument = document) -> None:
+            merged.problems.append(_problem(where(path, document), message))
+
+        if data is None:
+            continue
+        if not isinstance(data, dict):
+            reject((), f"a rules file must be a mapping with the keys {', '.join(TOP_LEVEL)}")
+            continue
+        accepted: dict[DocPath, DocPath] = {}  # in-file prefix -> merged prefix
+        for section, value in data.items():
+            if section not in TOP_LEVEL:
+                reject((section,), f"unknown key '{section}' (expected {', '.join(TOP_LEVEL)})")
+                continue
+            if value is None:
+                continue
+            merged.locations.setdefault((section,), where((section,)))
+            if section == "rules":
+                if not isinstance(value, list):
+                    reject((section,), "rules must be a list of rules")
+                    continue
+                offset = len(merged.data["rules"])
+                merged.data["rules"].extend(value)
+                accepted.update({("rules", i): ("rules", offset + i) for i in range(len(value))})
+                continue
+            if not isinstance(value, dict):
+                reject((section,), f"{section} must be a mapping of names to entries")
+                continue
+            for name, entry in value.items():
+                if name in merged.data[section]:
+                    first = merged.locations[(section, name)]
+                    places = (
+                        f"{first.file}:{first.line} and {document.file}:{lines[(section, name)]}"
+                    )
+                    what = NAMED_SECTIONS[section]
+                    reject((section, name), f"{what} '{name}' is defined twice: {places}")
+                    continue
+                merged.data[section][name] = entry
+                accepted[(section, name)] = (section, name)
+        for path in lines:
+            target = accepted.get(path[:2])
+            if target is not None:
+                merged.locations[target + path[2:]] = where(path)
+    return merged
+
+
+# --- secrets -------------------------------------------------------------------------------
+
+
+def collect_secrets(
+    data: Mapping[str, Any], env_values: Mapping[DocPath, tuple[str, ...]]
+) -> frozenset[str]:
+    """Every string under a secret-looking key of providers and sources (and a verifier's
+    `values`), with the environment values they were built from: what output must mask."""
+    found: set[str] = set()
+    for section in ("providers", "sources"):
+        for path, value in _secret_leaves(data.get(section), (section,), secret=False):
+            found.add(value)
+            found.update(env_values.get(path, ()))
+    return frozenset(s for s in found if len(s.strip()) >= MIN_SECRET_LENGTH)
+
+
+def _secret_leaves(value: Any, path: DocPath, *, secret: bool) -> Iterator[tuple[DocPath, str]]:
+    if isinstance(value, str) and secret:
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            is_secret = SECRET_KEY.search(key) is not None and key not in NOT_SECRET_KEYS
+            is_secret = is_secret or (key == "values" and path[-1:] == ("verify",))
+            yield from _secret_leaves(item, (*path, key), secret=secret or is_secret)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _secret_leaves(item, (*path, i), secret=secret)
+
+
+# --- records -------------------------------------------------------------------------------
+
+
+def _build(
+    data: dict[str, Any],
+    *,
+    locations: dict[DocPath, Location],
+    schemas: Mapping[str, dict[str, Any]],
+    rules_dir: Path,
+    templates_dir: Path,
+    secrets: frozenset[str],
+) -> Config:
+    """The records of a document that passed every check (so every value has its shape)."""
+    raw_defaults = data["defaults"]
+    keep = raw_defaults.get("keep_bodies")
+    defaults = Defaults(
+        dedupe_window=parse_duration(raw_defaults.get("dedupe_window", "7d")),
+        max_depth=int(raw_defaults.get("max_depth", 64)),
+        max_body=parse_size(raw_defaults.get("max_body", "1MiB")),
+        keep_bodies=None if keep is None else parse_duration(keep),
+        retry=_retry(raw_defaults.get("retry", {})),
+    )
+    sources = {
+        name: SourceConfig(
+            name=name,
+            path=raw.get("path", f"/hooks/{name}"),
+            verify=raw["verify"],
+            dedupe_key=raw.get("dedupe_key"),
+            max_body=parse_size(raw.get("max_body", defaults.max_body)),
+            schema=schemas.get(name),
+            body=raw.get("body"),
+            split=bool(raw.get("split", False)),
+            default_rule=raw.get("default_rule"),
+            location=locations[("sources", name)],
+        )
+        for name, raw in data["sources"].items()
+    }
+    providers = {
+        name: ProviderConfig(
+            name=name,
+            type=raw["type"],
+            settings=raw,
+            base_url=raw.get("base_url"),
+            timeout=parse_duration(raw.get("timeout", 10)),
+            retry=_retry({**raw_defaults.get("retry", {}), **raw.get("retry", {})}),
+            rate_limit=_rate_limit(raw.get("rate_limit")),
+            concurrency=int(raw.get("concurrency", 4)),
+            location=locations[("providers", name)],
+        )
+        for name, raw in data["providers"].items()
+    }
+    return Config(
+        rules_dir=rules_dir,
+        templates_dir=templates_dir,
+        sources=sources,
+        providers=providers,
+        rules=tuple(_rule(i, raw, locations) for i, raw in enumerate(data["rules"])),
+        vars=data["vars"],
+        defaults=defaults,
+        locations=locations,
+        secrets=secrets,
+    )
+
+
+def _retry(raw: Mapping[str, Any]) -> RetryPolicy:
+    convert: dict[str, Callable[[Any], Any]] = {"max_attempts": int, "factor": float}
+    return RetryPolicy(**{k: convert.get(k, parse_duration)(v) for k, v in raw.items()})
+
+
+def _rate_limit(raw: Mapping[str, Any] | None) -> RateLimit | None:
+    if raw is None:
+        return None
+    per_second = float(raw["per_second"])
+    return RateLimit(per_second=per_second, burst=int(raw.get("burst", math.ceil(per_second))))
+
+
+def _rule(index: int, raw: dict[str, Any], locations: Mapping[DocPath, Location]) -> RuleConfig:
+    sources = raw.get("source", ())
+    return RuleConfig(
+        name=raw["name"],
+        sources=(sources,) if isinstance(sources, str) else tuple(sources),
+        when=raw.get("when") or {},
+        if_expr=raw.get("if"),
+        action=ActionKind(raw["action"]),
+        provider=raw["provider"],
+        ticket=raw.get("ticket") or {},
+        continue_=bool(raw.get("continue", False)),
+        on_existing=OnExisting(raw.get("on_existing", "update")),
+        on_missing=OnMissing(raw.get("on_missing", "skip")),
+        doc_path=("rules", index),
+        location=locations[("rules", index)],
+    )
