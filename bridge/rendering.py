@@ -1,0 +1,475 @@
+"""Sandboxed Jinja templates, and ticket actions rendered with them (DESIGN §2.4, §2.5).
+
+Templates come only from the configuration and the templates directory; payload values reach
+them as data in the context and are never compiled. Jinja's errors stay here: compiling raises
+`TemplateProblem` (turned into config `Problem`s with file and line by `compile_tree`), rendering
+raises `RenderError` naming the template and the line inside it.
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime as dt
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from types import TracebackType
+from typing import Any
+
+from jinja2 import (
+    FileSystemLoader,
+    StrictUndefined,
+    Template,
+    TemplateNotFound,
+    TemplateSyntaxError,
+    Undefined,
+    UndefinedError,
+    nodes,
+)
+from jinja2.parser import Parser
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from bridge.config.model import Config, DocPath, Location, RuleConfig
+from bridge.exceptions import Problem, RenderError
+from bridge.filters import FILTERS, FilterError
+from bridge.store.base import StoredEvent
+from bridge.tickets import Contact, Direction, Message, TicketAction
+
+# A string without these is plain text: rendered once at compile time and kept as a constant.
+_MARKERS = ("{{", "{%", "{#")
+
+
+class TemplateProblem(Exception):
+    """A template that cannot be compiled. `template` is the file (relative to the templates
+    directory) the problem is in, None when it is in the source given to compile_string."""
+
+    def __init__(self, message: str, *, line: int | None = None, template: str | None = None):
+        self.message = message
+        self.line = line
+        self.template = template
+        super().__init__(f"{template or '<string>'}:{line or '?'}: {message}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompiledTemplate:
+    name: str  # the path under the templates directory, or the caller's name for a string
+    template: Template = field(repr=False, compare=False)
+
+    def render(self, context: Mapping[str, Any]) -> str:
+        try:
+            return self.template.render(context)
+        except Exception as exc:
+            raise _render_error(exc, self.name, self.template.filename) from None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompiledExpression:
+    name: str
+    template: Template = field(repr=False, compare=False)
+
+    def evaluate(self, context: Mapping[str, Any]) -> Any:
+        try:
+            ctx = self.template.new_context(dict(context))
+            try:
+                for _ in self.template.root_render_func(ctx):
+                    pass
+            except Exception:
+                self.template.environment.handle_exception()  # maps frames to template lines
+            result = ctx.vars["result"]
+            if isinstance(result, Undefined):
+                result._fail_with_undefined_error()
+            return result
+        except Exception as exc:
+            raise _render_error(exc, self.name, self.template.filename) from None
+
+
+class Templates:
+    """The one sandboxed environment, loading files from `directory`."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._env = ImmutableSandboxedEnvironment(
+            loader=FileSystemLoader(directory),
+            undefined=StrictUndefined,
+            autoescape=False,
+            keep_trailing_newline=False,
+            finalize=_finalize,
+        )
+        self._env.filters.update(FILTERS)
+        self._files: dict[str, CompiledTemplate] = {}
+
+    def compile_string(self, source: str, *, name: str) -> CompiledTemplate:
+        try:
+            ast = self._env.parse(source, name, name)
+            code = self._env.compile(ast, name, name)
+        except TemplateSyntaxError as exc:
+            raise TemplateProblem(exc.message or str(exc), line=exc.lineno) from None
+        self._check_references(ast, None, frozenset())
+        return CompiledTemplate(name=name, template=self._template(code))
+
+    def compile_expression(self, source: str, *, name: str) -> CompiledExpression:
+        try:
+            parser = Parser(self._env, source, name, name, state="variable")
+            expr = parser.parse_expression()
+            if not parser.stream.eos:
+                raise TemplateSyntaxError("chunk after expression", parser.stream.current.lineno)
+            expr.set_environment(self._env)
+            body = [nodes.Assign(nodes.Name("result", "store"), expr, lineno=1)]
+            code = self._env.compile(nodes.Template(body, lineno=1), name, name)
+        except TemplateSyntaxError as exc:
+            raise TemplateProblem(exc.message or str(exc), line=exc.lineno) from None
+        return CompiledExpression(name=name, template=self._template(code))
+
+    def compile_file(self, relpath: str) -> CompiledTemplate:
+        return self._compile_file(relpath, frozenset())
+
+    def _compile_file(self, relpath: str, seen: frozenset[str]) -> CompiledTemplate:
+        if relpath in self._files:
+            return self._files[relpath]
+        pure = PurePosixPath(relpath)
+        if not relpath or "\\" in relpath or pure.is_absolute() or ".." in pure.parts:
+            raise TemplateProblem(
+                f"template path {relpath!r} must be relative to the templates directory "
+                f"({self.directory}) and stay inside it"
+            )
+        try:
+            source, filename, _ = self._env.loader.get_source(self._env, relpath)  # type: ignore[union-attr]
+        except TemplateNotFound:
+            raise TemplateProblem(
+                f"template file {relpath!r} not found (looked under the templates directory "
+                f"{self.directory})"
+            ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TemplateProblem(f"cannot read template file {relpath!r}: {exc}") from None
+        try:
+            ast = self._env.parse(source, relpath, filename)
+            code = self._env.compile(ast, relpath, filename)
+        except TemplateSyntaxError as exc:
+            message = exc.message or str(exc)
+            raise TemplateProblem(message, line=exc.lineno, template=relpath) from None
+        if relpath not in seen:  # a template may include itself (recursion): check it once
+            self._check_references(ast, relpath, seen | {relpath})
+        compiled = CompiledTemplate(name=relpath, template=self._template(code))
+        self._files[relpath] = compiled
+        return compiled
+
+    def _check_references(
+        self, ast: nodes.Template, owner: str | None, seen: frozenset[str]
+    ) -> None:
+        """Every statically named include / import / extends must exist and compile now."""
+        for node in ast.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
+            for ref in _static_names(node.template):  # type: ignore[attr-defined]
+                try:
+                    self._compile_file(ref, seen)
+                except TemplateProblem as problem:
+                    if problem.template is not None:
+                        raise
+                    if not (isinstance(node, nodes.Include) and node.ignore_missing):
+                        raise TemplateProblem(
+                            problem.message, line=node.lineno, template=owner
+                        ) from None
+
+    def _template(self, code: Any) -> Template:
+        return self._env.template_class.from_code(self._env, code, self._env.make_globals(None))
+
+
+# -- configuration values as trees of templates ------------------------------------------------
+
+
+class CompiledTree(abc.ABC):
+    """A configuration value whose strings are templates; `render` gives plain JSON data."""
+
+    @abc.abstractmethod
+    def render(self, context: Mapping[str, Any]) -> Any: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConstantTree(CompiledTree):
+    value: Any
+
+    def render(self, context: Mapping[str, Any]) -> Any:
+        return self.value
+
+
+@dataclass(frozen=True, kw_only=True)
+class TemplateTree(CompiledTree):
+    template: CompiledTemplate
+
+    def render(self, context: Mapping[str, Any]) -> str:
+        return self.template.render(context)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MappingTree(CompiledTree):
+    items: tuple[tuple[str | int, CompiledTree], ...]
+
+    def render(self, context: Mapping[str, Any]) -> dict[str | int, Any]:
+        return {key: tree.render(context) for key, tree in self.items}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ListTree(CompiledTree):
+    items: tuple[CompiledTree, ...]
+
+    def render(self, context: Mapping[str, Any]) -> list[Any]:
+        return [tree.render(context) for tree in self.items]
+
+
+def compile_tree(
+    value: Any, *, at: DocPath, config: Config, templates: Templates, problems: list[Problem]
+) -> CompiledTree:
+    """Compile a configuration value written at `at`: every string is a template, a mapping that
+    is exactly {template: path} a template file. Problems are appended, never raised; the tree
+    is only meant to be rendered when none were found."""
+    return _Compiler(config=config, templates=templates, problems=problems).tree(value, at)
+
+
+def is_file_reference(value: Any) -> bool:
+    return isinstance(value, Mapping) and set(value) == {"template"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Compiler:
+    config: Config
+    templates: Templates
+    problems: list[Problem]
+
+    def tree(self, value: Any, at: DocPath) -> CompiledTree:
+        if isinstance(value, str):
+            return self._string(value, at)
+        if is_file_reference(value):
+            return self._file(value["template"], at + ("template",))
+        if isinstance(value, Mapping):
+            keys = (key if isinstance(key, str | int) else str(key) for key in value)
+            return MappingTree(
+                items=tuple(
+                    (key, self.tree(item, at + (key,)))
+                    for key, item in zip(keys, value.values(), strict=True)
+                )
+            )
+        if isinstance(value, list | tuple):
+            return ListTree(items=tuple(self.tree(item, at + (i,)) for i, item in enumerate(value)))
+        if value is None or isinstance(value, bool | int | float):
+            return ConstantTree(value=value)
+        self.problem(at, f"unsupported value of type {type(value).__name__}")
+        return ConstantTree(value=None)
+
+    def text(self, value: Any, at: DocPath) -> CompiledTree:
+        """A field that renders to one string: a template, a scalar or {template: path}."""
+        if isinstance(value, Mapping | list | tuple) and not is_file_reference(value):
+            self.problem(at, "expected text (a template) or {template: path}")
+            return ConstantTree(value=None)
+        return self.tree(value, at)
+
+    def fields(self, value: Any, at: DocPath, what: str) -> Mapping[Any, Any]:
+        """A mapping's entries; for a known shape (_KEYS) unknown keys are problems."""
+        if not isinstance(value, Mapping):
+            self.problem(at, f"{what}: expected a mapping")
+            return {}
+        known = _KEYS.get(what)
+        if known is None:
+            return value
+        for key in value:
+            if key not in known:
+                self.problem(
+                    at + (str(key),), f"unknown key {key!r} in {what} ({', '.join(known)})"
+                )
+        return {key: item for key, item in value.items() if key in known}
+
+    def problem(self, at: DocPath, message: str) -> None:
+        loc = self.config.locate(at)
+        self.problems.append(Problem(file=loc.file, line=loc.line, path=loc.path, message=message))
+
+    def _string(self, source: str, at: DocPath) -> CompiledTree:
+        loc = self.config.locate(at)
+        try:
+            name = f"{loc.file}:{loc.line} {loc.path}"
+            compiled = self.templates.compile_string(source, name=name)
+        except TemplateProblem as problem:
+            return self._report(problem, loc)
+        if not any(marker in source for marker in _MARKERS):
+            return ConstantTree(value=compiled.render({}))  # exactly what Jinja would give
+        return TemplateTree(template=compiled)
+
+    def _file(self, relpath: Any, at: DocPath) -> CompiledTree:
+        if not isinstance(relpath, str):
+            self.problem(at, "expected the path of a file under the templates directory")
+            return ConstantTree(value=None)
+        try:
+            return TemplateTree(template=self.templates.compile_file(relpath))
+        except TemplateProblem as problem:
+            return self._report(problem, self.config.locate(at))
+
+    def _report(self, problem: TemplateProblem, loc: Location) -> CompiledTree:
+        """A problem inside a template file is reported there; one in a string (or a missing
+        file) where the configuration wrote it, lines counted from that string's first line."""
+        if problem.template is not None:
+            file, line = str(self.templates.directory / problem.template), problem.line or 0
+        else:
+            file, line = loc.file, loc.line + (problem.line - 1 if problem.line else 0)
+        self.problems.append(Problem(file=file, line=line, path=loc.path, message=problem.message))
+        return ConstantTree(value=None)
+
+
+# -- ticket actions ----------------------------------------------------------------------------
+
+_MAPPINGS = ("metadata", "contact_metadata", "options")
+_KEYS: Mapping[str, tuple[str, ...]] = {
+    "ticket": ("contact", "subject", "message", *_MAPPINGS, "tags", "correlate"),
+    "contact": ("name", "email", "phone", "identifier"),
+    "message": ("text", "direction"),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompiledTicket:
+    """A rule's `ticket` mapping, compiled; `render` gives the action for one event."""
+
+    rule: RuleConfig
+    tree: CompiledTree
+
+    def render(self, context: Mapping[str, Any]) -> TicketAction:
+        """Blank values mean "not given": None, or left out of mappings and tags."""
+        data = self.tree.render(context)
+        contact = data.get("contact", {})
+        message = data.get("message")
+        if not isinstance(message, dict):
+            message = {"text": message}
+        text = _text(message.get("text"))
+        direction = Direction(message.get("direction", Direction.INCOMING))
+        mappings = {
+            key: {name: value for name, value in data.get(key, {}).items() if _given(value)}
+            for key in _MAPPINGS
+        }
+        tags = (_text(tag) for tag in data.get("tags", ()))
+        return TicketAction(
+            action=self.rule.action,
+            provider=self.rule.provider,
+            contact=Contact(**{key: _text(value) for key, value in contact.items()}),
+            subject=_text(data.get("subject")),
+            message=Message(text=text, direction=direction) if text is not None else None,
+            tags=tuple(dict.fromkeys(tag for tag in tags if tag is not None)),
+            correlate=_text(data.get("correlate")),
+            on_existing=self.rule.on_existing,
+            on_missing=self.rule.on_missing,
+            **mappings,
+        )
+
+
+def compile_ticket(
+    rule: RuleConfig, *, config: Config, templates: Templates, problems: list[Problem]
+) -> CompiledTicket:
+    """Compile `rule.ticket`, appending every problem found (unknown keys, wrong shapes,
+    templates that do not compile) to `problems`."""
+    c = _Compiler(config=config, templates=templates, problems=problems)
+    at = rule.doc_path + ("ticket",)
+    items: list[tuple[str | int, CompiledTree]] = []
+    for key, value in c.fields(rule.ticket, at, "ticket").items():
+        where = at + (key,)
+        if key == "contact":
+            fields = c.fields(value, where, "contact")
+            tree: CompiledTree = MappingTree(
+                items=tuple((k, c.text(v, where + (k,))) for k, v in fields.items())
+            )
+        elif key == "message" and isinstance(value, Mapping) and not is_file_reference(value):
+            tree = _message(c, value, where)
+        elif key in _MAPPINGS:  # values are walked; the mapping itself is never a file reference
+            fields = c.fields(value, where, key)
+            tree = MappingTree(
+                items=tuple((str(k), c.tree(v, where + (k,))) for k, v in fields.items())
+            )
+        elif key == "tags":
+            if not isinstance(value, list | tuple):
+                c.problem(where, "expected a list of tags")
+                value = []
+            tree = ListTree(items=tuple(c.text(tag, where + (i,)) for i, tag in enumerate(value)))
+        else:
+            tree = c.text(value, where)
+        items.append((key, tree))
+    return CompiledTicket(rule=rule, tree=MappingTree(items=tuple(items)))
+
+
+def _message(c: _Compiler, value: Mapping[str, Any], at: DocPath) -> CompiledTree:
+    fields = c.fields(value, at, "message")
+    if "text" not in fields:
+        c.problem(at, "message: text is required")
+    direction = fields.get("direction", Direction.INCOMING.value)
+    if direction not in {d.value for d in Direction}:
+        c.problem(at + ("direction",), f"direction must be one of: {', '.join(Direction)}")
+        direction = Direction.INCOMING.value
+    text = c.text(fields.get("text"), at + ("text",))
+    return MappingTree(items=(("text", text), ("direction", ConstantTree(value=direction))))
+
+
+def _text(value: Any) -> str | None:
+    text = "" if value is None else str(value).strip()
+    return text or None
+
+
+def _given(value: Any) -> bool:
+    return value is not None and not (isinstance(value, str) and not value.strip())
+
+
+# -- the render context ------------------------------------------------------------------------
+
+
+def event_context(
+    event: StoredEvent, *, vars: Mapping[str, Any], now: dt.datetime
+) -> dict[str, Any]:
+    """What templates see of one stored event (DESIGN §2.5), before a rule is chosen."""
+    if now.tzinfo is None:
+        raise ValueError("now must be an aware datetime")
+    received = dt.datetime.fromtimestamp(event.received_at, dt.UTC)
+    return {
+        "body": json.loads(event.payload),
+        "headers": dict(event.headers),
+        "query": dict(event.query),
+        "source": event.source,
+        "event": {
+            "id": event.id,
+            "received_at": received.isoformat().replace("+00:00", "Z"),
+            "dedupe_key": event.dedupe_key,
+        },
+        "vars": vars,
+        "now": now.astimezone(dt.UTC),
+    }
+
+
+def rule_context(base: Mapping[str, Any], rule_name: str) -> dict[str, Any]:
+    """`base` plus `rule`; a shallow copy, the body is shared (templates cannot change it)."""
+    return {**base, "rule": {"name": rule_name}}
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def _finalize(value: Any) -> Any:
+    """JSON null prints as nothing, not "None": an absent value stays absent."""
+    return "" if value is None else value
+
+
+def _static_names(node: nodes.Node) -> list[str]:
+    if isinstance(node, nodes.Const) and isinstance(node.value, str):
+        return [node.value]
+    if isinstance(node, nodes.Tuple | nodes.List):
+        return [name for item in node.items for name in _static_names(item)]
+    return []
+
+
+def _render_error(exc: Exception, name: str, filename: str | None) -> RenderError:
+    line = None
+    tb: TracebackType | None = exc.__traceback__
+    while tb is not None:  # the innermost frame of this template is where it failed
+        if tb.tb_frame.f_code.co_filename == filename:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    if isinstance(exc, FilterError | UndefinedError):
+        message = str(exc)
+    elif isinstance(exc, TemplateNotFound):
+        message = f"template {exc.name!r} not found"
+    elif isinstance(exc, TemplateSyntaxError):
+        message = f"syntax error in {exc.name}, line {exc.lineno}: {exc.message}"
+    else:
+        message = f"{type(exc).__name__}: {exc}"
+    return RenderError(template=name, line=line, message=message)
