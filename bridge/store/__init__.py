@@ -1,0 +1,52 @@
+"""The store: the Store interface (base.py) and its backends, chosen by URL with open_store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from bridge.exceptions import StoreError
+from bridge.store.base import Store
+
+__all__ = ["Store", "open_store"]
+
+
+def open_store(url: str) -> Store:
+    """The Store for `url`, not yet opened (await its open()).
+
+    - `sqlite:///relative/path.db`, `sqlite:////absolute/path.db`, or a bare path: SQLite;
+      `?synchronous=normal` trades the last commits before a power cut for speed
+      (default `full`).
+    - `postgresql://...`: not available yet.
+    """
+    if "://" not in url:
+        return _sqlite(url, {})
+    parts = urlsplit(url)
+    if parts.scheme in ("postgresql", "postgres"):
+        raise StoreError("PostgreSQL store not available yet")
+    if parts.scheme != "sqlite":
+        raise StoreError(f"unknown store URL scheme {parts.scheme!r} (expected sqlite://)")
+    if parts.netloc:
+        raise StoreError(
+            f"store URL {url!r} has a host; write sqlite:///relative.db or sqlite:////abs.db"
+        )
+    path = unquote(parts.path[1:])  # sqlite:///x.db -> x.db, sqlite:////x.db -> /x.db
+    if not path:
+        raise StoreError(f"store URL {url!r} has no path")
+    try:
+        options = parse_qs(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
+    except ValueError as exc:
+        raise StoreError(f"store URL {url!r}: bad query string") from exc
+    return _sqlite(path, options)
+
+
+def _sqlite(path: str, options: dict[str, list[str]]) -> Store:
+    from bridge.store.sqlite import SQLiteStore
+
+    unknown = sorted(set(options) - {"synchronous"})
+    if unknown:
+        raise StoreError(f"unknown SQLite store option(s): {', '.join(unknown)}")
+    synchronous = options.get("synchronous", ["full"])
+    if len(synchronous) != 1:
+        raise StoreError("synchronous is given more than once")
+    return SQLiteStore(Path(path), synchronous=synchronous[0])
