@@ -1,0 +1,87 @@
+"""build_app(...) -> the Starlette application: receiver, health, and the worker's lifetime."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import httpx
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bridge.exceptions import StoreError
+from bridge.receiver import Receiver
+from bridge.service import Service
+from bridge.store.base import Store
+from bridge.worker import Worker
+
+log = logging.getLogger("bridge.app")
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    error = codes.get(exc.status_code, "http_error")
+    return JSONResponse({"error": error}, status_code=exc.status_code, headers=exc.headers)
+
+
+def build_app(
+    *,
+    service: Service,
+    store: Store,
+    worker: Worker | None,
+    client: httpx.AsyncClient | None = None,
+    shutdown_grace: float = 10.0,
+) -> Starlette:
+    """The service's ASGI app. It opens the store on startup and runs the worker (when given)
+    beside the receiver; on shutdown the worker gets `shutdown_grace` seconds to finish, then
+    the store and the providers' HTTP client are closed."""
+    receiver = Receiver(
+        sources=service.source_for_path(),
+        store=store,
+        dedupe_window=service.config.defaults.dedupe_window,
+        on_stored=worker.wake if worker else (lambda: None),
+    )
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        try:
+            await store.ping()
+        except StoreError:
+            return JSONResponse({"status": "unavailable", "store": "unreachable"}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await store.open()
+        task = asyncio.create_task(worker.run()) if worker else None
+        try:
+            yield
+        finally:
+            if worker and task:
+                await worker.stop(grace=shutdown_grace)
+                await task
+            await store.close()
+            if client is not None:
+                await client.aclose()
+
+    # the receiver answers every method itself: 404 for an unknown source, 405 for a known one
+    every = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    routes = [Route(path, receiver.handle, methods=every) for path in receiver.sources]
+    routes += [
+        Route("/hooks/{source}", receiver.handle, methods=every),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error},
+    )

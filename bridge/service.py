@@ -1,0 +1,112 @@
+"""The loaded service: configuration compiled into sources, rules and providers.
+
+`load_service` is what `serve`, `worker`, `check` and `try` all start from: it loads the YAML,
+compiles every condition, expression and template, builds the verifiers and the providers, and
+raises one ConfigError carrying every problem found, so a bad configuration never starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bridge.config import Config, RuleConfig, load_config
+from bridge.exceptions import ConfigError, Problem, RenderError
+from bridge.providers.base import Provider
+from bridge.providers.registry import build_providers
+from bridge.rendering import (
+    CompiledExpression,
+    CompiledTicket,
+    TemplateProblem,
+    Templates,
+    compile_ticket,
+)
+from bridge.routing.conditions import compile_condition
+from bridge.routing.matcher import MatchableRule, Matcher
+from bridge.sources.intake import CompiledSource, compile_sources
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompiledRule:
+    config: RuleConfig
+    ticket: CompiledTicket
+
+
+@dataclass(frozen=True, kw_only=True)
+class Service:
+    config: Config
+    templates: Templates
+    sources: Mapping[str, CompiledSource]  # by name
+    rules: Mapping[str, CompiledRule]  # by name
+    matcher: Matcher
+    providers: Mapping[str, Provider]
+
+    def source_for_path(self) -> dict[str, CompiledSource]:
+        return {source.config.path: source for source in self.sources.values()}
+
+
+def _predicate(expression: CompiledExpression) -> Any:
+    def holds(context: Mapping[str, Any]) -> bool:
+        return bool(expression.evaluate(context))
+
+    return holds
+
+
+def load_service(
+    rules_dir: Path, templates_dir: Path, environ: Mapping[str, str], client: httpx.AsyncClient
+) -> Service:
+    """Raise ConfigError with every problem, or return the service ready to run."""
+    config = load_config(rules_dir, templates_dir, environ)
+    templates = Templates(templates_dir)
+    problems: list[Problem] = []
+    sources = compile_sources(config, templates, problems)
+    rules: dict[str, CompiledRule] = {}
+    matchable: list[MatchableRule] = []
+    for rule in config.rules:
+        condition = compile_condition(
+            rule.when, at=rule.doc_path + ("when",), config=config, problems=problems
+        )
+        predicate = None
+        if rule.if_expr:
+            at = config.locate(rule.doc_path + ("if",))
+            try:
+                expression = templates.compile_expression(
+                    rule.if_expr, name=f"{at.file}:{at.line} {at.path}"
+                )
+                predicate = _predicate(expression)
+            except TemplateProblem as exc:
+                problems.append(
+                    Problem(file=at.file, line=at.line, path=at.path, message=exc.message)
+                )
+        ticket = compile_ticket(rule, config=config, templates=templates, problems=problems)
+        rules[rule.name] = CompiledRule(config=rule, ticket=ticket)
+        matchable.append(
+            MatchableRule(
+                name=rule.name,
+                sources=rule.sources,
+                condition=condition,
+                predicate=predicate,
+                continue_=rule.continue_,
+            )
+        )
+    defaults = {
+        name: source.default_rule for name, source in config.sources.items() if source.default_rule
+    }
+    providers = build_providers(config, templates, client, problems)
+    if problems:
+        raise ConfigError(problems)
+    return Service(
+        config=config,
+        templates=templates,
+        sources=sources,
+        rules=rules,
+        matcher=Matcher(matchable, default_rules=defaults),
+        providers=providers,
+    )
+
+
+__all__ = ["CompiledRule", "RenderError", "Service", "load_service"]

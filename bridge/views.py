@@ -1,0 +1,139 @@
+"""How stored things are shown: the event detail of DESIGN §4.1, as JSON and as text.
+
+Used by `ticketbridge show` and `events` (and the admin API later), so what a user sees is
+the same everywhere. Headers are redacted again on the way out and configured secrets masked.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from bridge.logs import mask
+from bridge.sources.intake import REDACTED, is_secret_header
+from bridge.store.base import Attempt, Delivery, EventDetail, StoredEvent
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _body(payload: str) -> Any:
+    try:
+        return json.loads(payload)
+    except ValueError:
+        return payload
+
+
+def attempt_json(attempt: Attempt) -> dict[str, Any]:
+    return {
+        "number": attempt.number,
+        "at": iso(attempt.started_at),
+        "duration_ms": round(attempt.duration * 1000, 1),
+        "outcome": attempt.outcome,
+        "status_code": attempt.status_code,
+        "error": attempt.error,
+        "response": attempt.response_excerpt,
+    }
+
+
+def delivery_json(delivery: Delivery) -> dict[str, Any]:
+    return {
+        "id": delivery.id,
+        "event_id": delivery.event_id,
+        "rule": delivery.rule,
+        "provider": delivery.provider,
+        "action": delivery.action,
+        "status": delivery.status.value,
+        "attempts": delivery.attempts,
+        "next_attempt_at": iso(delivery.next_attempt_at),
+        "last_error": delivery.last_error,
+        "ticket_ref": delivery.ticket_ref,
+        "attempt_log": [attempt_json(a) for a in delivery.attempt_log],
+    }
+
+
+def event_summary_json(event: StoredEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "source": event.source,
+        "received_at": iso(event.received_at),
+        "status": event.status.value,
+        "dedupe_key": event.dedupe_key,
+        "matched_rules": list(event.matched_rules),
+    }
+
+
+def event_detail_json(detail: EventDetail) -> dict[str, Any]:
+    event = detail.event
+    return {
+        **event_summary_json(event),
+        "headers": {
+            name: REDACTED if is_secret_header(name) else value
+            for name, value in event.headers.items()
+        },
+        "query": dict(event.query),
+        "body": _body(event.payload),
+        "trace": list(event.trace),
+        "deliveries": [delivery_json(d) for d in detail.deliveries],
+    }
+
+
+def dumps(data: Any, secrets: Iterable[str]) -> str:
+    return mask(json.dumps(data, indent=2, ensure_ascii=False), secrets)
+
+
+def describe_failure(failed: dict[str, Any] | None) -> str:
+    if not failed:
+        return ""
+    actual = (
+        "absent" if failed.get("absent") else json.dumps(failed.get("actual"), ensure_ascii=False)
+    )
+    expected = json.dumps(failed.get("expected"), ensure_ascii=False)
+    return f"{failed.get('path')} {failed.get('op')} {expected}, saw {actual}"
+
+
+def trace_lines(trace: Iterable[dict[str, Any]]) -> list[str]:
+    lines = []
+    for entry in trace:
+        mark = "matched" if entry.get("matched") else "no"
+        reason = describe_failure(entry.get("failed")) or entry.get("note") or ""
+        lines.append(f"  {mark:>7}  {entry.get('rule')}" + (f"  ({reason})" if reason else ""))
+    return lines
+
+
+def event_detail_text(detail: EventDetail) -> str:
+    data = event_detail_json(detail)
+    lines = [
+        f"event     {data['id']}",
+        f"source    {data['source']}",
+        f"received  {data['received_at']}",
+        f"status    {data['status']}",
+        f"dedupe    {data['dedupe_key'] or '-'}",
+        f"matched   {', '.join(data['matched_rules']) or '-'}",
+    ]
+    if data["trace"]:
+        lines.append("trace")
+        lines.extend(trace_lines(data["trace"]))
+    for d in data["deliveries"]:
+        lines.append(
+            f"delivery  {d['id']}  rule={d['rule']} provider={d['provider']} "
+            f"status={d['status']} attempts={d['attempts']}"
+        )
+        if d["next_attempt_at"] and d["status"] == "pending":
+            lines.append(f"          next attempt at {d['next_attempt_at']}")
+        if d["last_error"]:
+            lines.append(f"          last error: {d['last_error']}")
+        if d["ticket_ref"]:
+            lines.append(f"          ticket: {json.dumps(d['ticket_ref'])}")
+        for a in d["attempt_log"]:
+            code = a["status_code"] if a["status_code"] is not None else "-"
+            lines.append(
+                f"          #{a['number']} {a['at']} {a['outcome']} http={code} "
+                f"{a['duration_ms']}ms" + (f" {a['error']}" if a["error"] else "")
+            )
+    return "\n".join(lines)
