@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -443,7 +444,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
             detail = await store.get_event(args.event_id)
             if detail is None:
                 raise Failed(f"no event {args.event_id}")
-            routing = route_event(service, detail.event, now=now, new_id=partial(new_id, "dlv"))
+            routing = dataclasses.replace(
+                route_event(service, detail.event, now=now, new_id=partial(new_id, "dlv")),
+                supersede_dead=True,
+            )
             await store.save_routing(routing, now=now)
             ids = ", ".join(d.id for d in routing.deliveries) or "none (no rule matches now)"
             print(f"{args.event_id}: routed again with the current rules; new deliveries: {ids}")

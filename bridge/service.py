@@ -18,16 +18,11 @@ from bridge.config import Config, RuleConfig, load_config
 from bridge.exceptions import ConfigError, Problem, RenderError
 from bridge.providers.base import Provider
 from bridge.providers.registry import build_providers
-from bridge.rendering import (
-    CompiledExpression,
-    CompiledTicket,
-    TemplateProblem,
-    Templates,
-    compile_ticket,
-)
+from bridge.rendering import CompiledTicket, compile_ticket
 from bridge.routing.conditions import compile_condition
 from bridge.routing.matcher import MatchableRule, Matcher
 from bridge.sources.intake import CompiledSource, compile_sources
+from bridge.templates import CompiledExpression, TemplateProblem, Templates
 
 
 @dataclass(frozen=True, kw_only=True)

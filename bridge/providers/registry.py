@@ -12,7 +12,8 @@ from bridge.exceptions import Problem
 from bridge.providers.base import Provider
 from bridge.providers.http import HttpProvider
 from bridge.providers.log import LogProvider
-from bridge.rendering import Templates, compile_tree
+from bridge.rendering import compile_tree
+from bridge.templates import Templates
 
 Builder = Callable[[ProviderConfig, Config, Templates, httpx.AsyncClient, list[Problem]], Provider]
 

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.exceptions import RenderError
-from bridge.routing.conditions import Condition, Failure, equality_key
+from bridge.routing.conditions import Condition, Failure
+from bridge.routing.operators import equality_key
 from bridge.routing.paths import EventPath, lookup
 
 

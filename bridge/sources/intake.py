@@ -15,12 +15,12 @@ import jsonschema
 
 from bridge.config import Config, SourceConfig
 from bridge.exceptions import Problem, RejectedRequest, RenderError
-from bridge.rendering import CompiledTemplate, TemplateProblem, Templates
 from bridge.routing.paths import ABSENT, lookup, parse_path
 from bridge.sources.bodies import body_mode, parse_body
 from bridge.sources.request import RawRequest
 from bridge.sources.verifiers import Verifier, build_verifier
 from bridge.store.base import NewEvent
+from bridge.templates import CompiledTemplate, TemplateProblem, Templates
 
 REDACTED = "[redacted]"
 _ALWAYS_SECRET = ("authorization", "proxy-authorization", "cookie", "set-cookie")

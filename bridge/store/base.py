@@ -107,6 +107,8 @@ class Routing:
     matched_rules: tuple[str, ...]
     trace: Sequence[Mapping[str, Any]]
     deliveries: Sequence[NewDelivery]
+    # a replay: the event's dead deliveries are cancelled, superseded by the new ones
+    supersede_dead: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

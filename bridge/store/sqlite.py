@@ -202,6 +202,7 @@ class SQLiteStore(Store):
                 matched_rules=dumps(list(routing.matched_rules)),
                 trace=dumps(list(routing.trace)),
                 deliveries=[delivery_params(d, now=now) for d in routing.deliveries],
+                supersede_dead=routing.supersede_dead,
                 now=now,
             )
         )

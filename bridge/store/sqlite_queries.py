@@ -104,6 +104,13 @@ WHERE id = ?
 """
 
 
+_SUPERSEDE = f"""
+UPDATE deliveries SET status = '{DeliveryStatus.CANCELLED.value}',
+       last_error = 'superseded by a replay; was: ' || COALESCE(last_error, 'dead')
+WHERE event_id = ? AND status = '{DeliveryStatus.DEAD.value}'
+"""
+
+
 def claim_unrouted(
     connection: sqlite3.Connection, *, now: float, limit: int, lease: float
 ) -> list[StoredEvent]:
@@ -122,10 +129,13 @@ def save_routing(
     matched_rules: str,
     trace: str,
     deliveries: Sequence[dict[str, Any]],
+    supersede_dead: bool,
     now: float,
 ) -> None:
     if connection.execute("SELECT 1 FROM events WHERE id = ?", (event_id,)).fetchone() is None:
         raise StoreError(f"there is no event {event_id} to route")
+    if supersede_dead:
+        connection.execute(_SUPERSEDE, (event_id,))
     connection.executemany(_INSERT_DELIVERY, deliveries)
     connection.execute(_MARK_ROUTED, (now, matched_rules, trace, event_id))
     recompute_event_status(connection, event_id)

@@ -7,15 +7,9 @@ import pytest
 
 from bridge.config.model import Config, Defaults, DocPath, Location
 from bridge.exceptions import Problem, RenderError
-from bridge.rendering import (
-    ConstantTree,
-    TemplateProblem,
-    Templates,
-    compile_tree,
-    event_context,
-    rule_context,
-)
+from bridge.rendering import ConstantTree, compile_tree, event_context, rule_context
 from bridge.store.base import EventStatus, StoredEvent
+from bridge.templates import TemplateProblem, Templates
 
 
 def make_config(tmp_path: Path, locations: dict[DocPath, Location]) -> Config:

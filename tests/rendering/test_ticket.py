@@ -10,13 +10,13 @@ from bridge.config.model import Config, Defaults, DocPath, Location, RuleConfig
 from bridge.exceptions import Problem, RenderError
 from bridge.rendering import (
     CompiledTicket,
-    Templates,
     compile_ticket,
     compile_tree,
     event_context,
     rule_context,
 )
 from bridge.store.base import EventStatus, StoredEvent
+from bridge.templates import Templates
 from bridge.tickets import (
     ActionKind,
     Contact,

@@ -7,7 +7,8 @@ import pytest
 
 from bridge.config.model import Config, Defaults, DocPath, Location
 from bridge.exceptions import Problem
-from bridge.routing.conditions import Condition, Failure, compile_condition, json_equal
+from bridge.routing.conditions import Condition, Failure, compile_condition
+from bridge.routing.operators import json_equal
 from bridge.routing.paths import ABSENT
 
 WHEN: DocPath = ("rules", 2, "when")

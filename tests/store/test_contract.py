@@ -254,6 +254,35 @@ def test_a_replay_replaces_the_routing_result_and_adds_deliveries(
     assert detail.event.status is EventStatus.ACCEPTED
 
 
+def test_a_replay_that_supersedes_cancels_the_dead_deliveries_only(
+    run: Run[Any], store: Store
+) -> None:
+    event_id = ingest_one(run, store)
+    dead = make_delivery(event_id, status=DeliveryStatus.DEAD, last_error="render error: x")
+    done = make_delivery(event_id, status=DeliveryStatus.SKIPPED)
+    route(run, store, event_id, [dead, done])
+    assert status_of(run, store, event_id) is EventStatus.FAILED
+
+    again = make_delivery(event_id)
+    routing = Routing(
+        event_id=event_id,
+        matched_rules=("rule-1",),
+        trace=[],
+        deliveries=[again],
+        supersede_dead=True,
+    )
+    run(store.save_routing(routing, now=T0 + 5))
+
+    detail = run(store.get_event(event_id))
+    assert detail is not None
+    by_id = {d.id: d for d in detail.deliveries}
+    assert by_id[dead.id].status is DeliveryStatus.CANCELLED
+    assert by_id[dead.id].last_error == "superseded by a replay; was: render error: x"
+    assert by_id[done.id].status is DeliveryStatus.SKIPPED
+    assert by_id[again.id].status is DeliveryStatus.PENDING
+    assert detail.event.status is EventStatus.ACCEPTED
+
+
 def test_routing_an_unknown_event_is_an_error(run: Run[Any], store: Store) -> None:
     with pytest.raises(StoreError):
         route(run, store, "evt_missing", [])

@@ -1,0 +1,267 @@
+"""The CLI as a user runs it: exit codes, check's file:line lines, try's trace, replay."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bridge.cli import main
+from bridge.service import load_service
+from bridge.store import open_store
+from bridge.store.base import NewEvent
+from bridge.worker import Worker
+from tests.helpers import write_tree
+
+GOOD = {
+    "rules/main.yaml": """
+        providers:
+          audit: {type: log}
+          desk:
+            type: http
+            url: "http://127.0.0.1:9/tickets"
+            headers: {Authorization: "Bearer ${DESK_TOKEN}"}
+        sources:
+          shop:
+            verify: {type: none}
+        rules:
+          - name: vip-order
+            source: shop
+            when:
+              body.kind: order
+              body.total: {gte: 100}
+            action: create_ticket
+            provider: desk
+            ticket:
+              subject: "Big order {{ body.id }}"
+              message: {text: {template: order.txt.j2}}
+          - name: any-order
+            source: shop
+            when: {body.kind: order}
+            action: create_ticket
+            provider: audit
+            ticket:
+              subject: "Order {{ body.id }}"
+    """,
+    "templates/order.txt.j2": "Order {{ body.id }} for {{ body.total }}\n",
+}
+
+
+@pytest.fixture
+def tree(tmp_path, monkeypatch):
+    monkeypatch.setenv("DESK_TOKEN", "desk-token-very-secret")
+    return write_tree(tmp_path, GOOD)
+
+
+def args_for(tree: Path) -> list[str]:
+    return ["--rules", str(tree / "rules"), "--templates", str(tree / "templates")]
+
+
+def test_check_lists_every_problem_with_file_and_line_and_exits_1(tmp_path, capsys):
+    write_tree(
+        tmp_path,
+        {
+            "rules/a.yaml": """
+                providers:
+                  audit: {type: log}
+                sources:
+                  shop: {verify: {type: none}}
+            """,
+            "rules/b.yaml": """
+                rules:
+                  - name: one
+                    source: shop
+                    when:
+                      body.kind: {like: order}
+                      body.email: {regex: "(unclosed"}
+                    action: create_ticket
+                    provider: nowhere
+                    ticket:
+                      subject: "{{ body.id "
+                      message: {text: {template: missing.txt.j2}}
+            """,
+        },
+    )
+    (tmp_path / "templates").mkdir()
+    assert main(["check", *args_for(tmp_path)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    b = f"{tmp_path}/rules/b.yaml"
+    assert any(
+        line.startswith(f"{b}:8: rules[0].provider: ") and "nowhere" in line for line in out
+    ), out
+    assert len(out) == 1  # a reference problem stops before compiling (fix references first)
+
+    # with the provider fixed, every compile problem shows at once, each at its own line
+    text = (tmp_path / "rules/b.yaml").read_text().replace("provider: nowhere", "provider: audit")
+    (tmp_path / "rules/b.yaml").write_text(text)
+    assert main(["check", *args_for(tmp_path)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert any(
+        line.startswith(f"{b}:5: rules[0].when.body.kind: no operator") and "'like'" in line
+        for line in out
+    ), out
+    assert any(line.startswith(f"{b}:6: rules[0].when.body.email.regex: ") for line in out), out
+    assert any(line.startswith(f"{b}:10: rules[0].ticket.subject: ") for line in out), out
+    assert any(
+        line.startswith(f"{b}:11: rules[0].ticket.message.text") and "missing.txt.j2" in line
+        for line in out
+    ), out
+    assert len(out) == 4
+
+
+def test_try_explains_why_a_rule_did_not_match(tree, tmp_path, capsys):
+    payload = tmp_path / "order.json"
+    payload.write_text(json.dumps({"kind": "order", "id": "A1", "total": 40}))
+    assert main(["try", "shop", str(payload), "--json", *args_for(tree)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["matched"] == ["any-order"]
+    vip = result["trace"][0]
+    assert vip["rule"] == "vip-order" and vip["matched"] is False
+    assert vip["failed"]["path"] == "body.total"
+    assert vip["failed"]["op"] == "gte"
+    assert vip["failed"]["expected"] == 100 and vip["failed"]["actual"] == 40
+    assert result["actions"][0]["ticket"]["subject"] == "Order A1"
+
+    assert main(["try", "shop", str(payload), *args_for(tree)]) == 0
+    text = capsys.readouterr().out
+    assert "body.total gte 100, saw 40" in text
+
+
+def test_try_shows_the_exact_request_with_secrets_masked_and_sends_nothing(tree, tmp_path, capsys):
+    payload = tmp_path / "order.json"
+    payload.write_text(json.dumps({"kind": "order", "id": "B2", "total": 500}))
+    # 127.0.0.1:9 (discard) would refuse a real connection; the dry run must not try
+    assert main(["try", "shop", str(payload), "--json", *args_for(tree)]) == 0
+    out = capsys.readouterr().out
+    assert "desk-token-very-secret" not in out
+    (action,) = json.loads(out)["actions"]
+    (request,) = action["requests"]
+    assert request["method"] == "POST" and request["url"] == "http://127.0.0.1:9/tickets"
+    assert request["headers"]["authorization"] == "[redacted]"
+    # DESIGN §4.1: any header whose name contains "key" is shown redacted
+    assert request["headers"]["idempotency-key"] == "[redacted]"
+    assert request["json"]["subject"] == "Big order B2"
+    assert request["json"]["message"]["text"] == "Order B2 for 500"
+
+
+def test_try_send_reports_a_failed_send_with_exit_1(tree, tmp_path, capsys):
+    payload = tmp_path / "order.json"
+    payload.write_text(json.dumps({"kind": "order", "id": "C3", "total": 500}))
+    assert main(["try", "shop", str(payload), "--send", *args_for(tree)]) == 1
+    out = capsys.readouterr().out
+    assert "sent: retryable ConnectError" in out
+
+
+def test_usage_errors_exit_2_and_missing_things_exit_1(tree, tmp_path, capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(["replay", "--db", f"sqlite:///{tmp_path}/x.db", *args_for(tree)])
+    assert caught.value.code == 2
+    assert main(["show", "evt_nope", "--db", f"sqlite:///{tmp_path}/x.db"]) == 1
+    assert "no event evt_nope" in capsys.readouterr().err
+    assert main(["try", "nosuch", str(tree / "templates/order.txt.j2"), *args_for(tree)]) == 1
+
+
+def test_schema_prints_the_json_schema(capsys):
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert "rules" in schema["properties"] and "$schema" in schema
+
+
+def _ingest(db: str, payload: dict, *, number: int = 1) -> str:
+    async def go() -> str:
+        store = open_store(db)
+        await store.open()
+        try:
+            event = NewEvent(
+                id=f"evt_{number:026d}",
+                source="shop",
+                received_at=1.0e9 + number,
+                headers={},
+                query={},
+                payload=json.dumps(payload),
+                raw=None,
+                content_type="application/json",
+                dedupe_key=None,
+            )
+            [result] = await store.ingest([event], dedupe_window=60, now=1.0e9 + number)
+            return result.event_id
+        finally:
+            await store.close()
+
+    return asyncio.run(go())
+
+
+def _work(tree: Path, db: str) -> None:
+    """What a running worker does: route and deliver until nothing is due."""
+
+    async def go() -> None:
+        async with httpx.AsyncClient() as client:
+            service = load_service(tree / "rules", tree / "templates", os.environ, client)
+            store = open_store(db)
+            await store.open()
+            try:
+                await Worker(service=service, store=store).run_until_idle()
+            finally:
+                await store.close()
+
+    asyncio.run(go())
+
+
+def _show(capsys, db: str, event_id: str) -> dict:
+    assert main(["show", event_id, "--db", db, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_replay_after_fixing_a_template_delivers_and_supersedes_the_dead(tree, tmp_path, capsys):
+    db = f"sqlite:///{tmp_path}/bridge.db"
+    rules = tree / "rules/main.yaml"
+    rules.write_text(rules.read_text().replace("provider: desk", "provider: audit"))
+    (tree / "templates/order.txt.j2").write_text("Order {{ body.customer.name }}\n")
+    event_id = _ingest(db, {"kind": "order", "id": "D5", "total": 1000})
+    _work(tree, db)
+    detail = _show(capsys, db, event_id)
+    assert detail["status"] == "failed"
+    (dead,) = detail["deliveries"]
+    assert dead["status"] == "dead" and "order.txt.j2, line 1" in dead["last_error"]
+
+    (tree / "templates/order.txt.j2").write_text("Order {{ body.id }}\n")
+    assert main(["replay", event_id, "--db", db, *args_for(tree)]) == 0
+    assert "new deliveries: dlv_" in capsys.readouterr().out
+    _work(tree, db)
+    detail = _show(capsys, db, event_id)
+    assert detail["status"] == "done"
+    assert [d["status"] for d in detail["deliveries"]] == ["cancelled", "done"]
+    assert detail["deliveries"][1]["action"]["message"]["text"] == "Order D5"
+
+
+def test_replay_dead_retries_stored_actions_and_purge_deletes_old_events(tree, tmp_path, capsys):
+    db = f"sqlite:///{tmp_path}/bridge.db"
+    # desk is unreachable (127.0.0.1:9) and allows one attempt only: the delivery dies
+    text = (
+        (tree / "rules/main.yaml")
+        .read_text()
+        .replace("headers: {Authorization", "retry: {max_attempts: 1}\n    headers: {Authorization")
+    )
+    (tree / "rules/main.yaml").write_text(text)
+    event_id = _ingest(db, {"kind": "order", "id": "E1", "total": 500})
+    _work(tree, db)
+    (delivery,) = _show(capsys, db, event_id)["deliveries"]
+    assert delivery["status"] == "dead" and "gave up after 1 tries" in delivery["last_error"]
+
+    assert (
+        main(["replay", "--status", "dead", "--provider", "desk", "--db", db, *args_for(tree)]) == 0
+    )
+    assert "1 dead deliveries queued again" in capsys.readouterr().out
+    (delivery,) = _show(capsys, db, event_id)["deliveries"]
+    assert delivery["status"] == "pending" and delivery["attempts"] == 1
+
+    assert main(["purge", "--older-than", "1d", "--db", db]) == 0
+    assert "purged 0 events" in capsys.readouterr().out  # its delivery is not final yet
+    _work(tree, db)
+    assert main(["purge", "--older-than", "1d", "--db", db]) == 0
+    assert "purged 1 events" in capsys.readouterr().out
+    assert main(["show", event_id, "--db", db]) == 1
