@@ -13,7 +13,11 @@ import sys
 import time
 from collections.abc import Iterable
 
-_STANDARD = set(vars(logging.LogRecord("x", 0, "x", 0, "x", None, None))) | {"message", "asctime"}
+_STANDARD = set(vars(logging.LogRecord("x", 0, "x", 0, "x", None, None))) | {
+    "message",
+    "asctime",
+    "color_message",  # uvicorn's terminal-coloured copy of msg
+}
 
 
 class JsonFormatter(logging.Formatter):

@@ -23,6 +23,7 @@ from functools import partial
 from bridge.dispatch import route_event
 from bridge.exceptions import StoreError
 from bridge.ids import new_id
+from bridge.logs import mask
 from bridge.providers.base import Job, Outcome, OutcomeKind
 from bridge.rendering import event_context, rule_context
 from bridge.retry import next_attempt_at
@@ -91,7 +92,8 @@ class Worker:
                 await asyncio.wait(pending)
 
     async def run_until_idle(self, *, limit: float = 10.0) -> None:
-        """Route and deliver until nothing is due now (for `replay` from the CLI and tests)."""
+        """Route and deliver until nothing will be due within `limit` seconds (retries that
+        fall due sooner are waited for): for tests and one-shot runs."""
         deadline = self.clock() + limit
         while self.clock() < deadline:
             busy = await self.route_pending()
@@ -99,7 +101,10 @@ class Worker:
             if self._tasks:
                 await asyncio.wait(set(self._tasks))
             elif not busy:
-                return
+                wakeup = await self.store.next_wakeup()
+                if wakeup is None or wakeup > deadline:
+                    return
+                await asyncio.sleep(max(0.0, wakeup - self.clock()))
 
     async def _idle_timeout(self) -> float:
         wakeup = await self.store.next_wakeup()
@@ -214,6 +219,16 @@ class Worker:
         self, claim: Claim, outcome: Outcome, *, started: float, now: float
     ) -> AttemptResult:
         delivery = claim.delivery
+        # what a provider answers is stored and shown: a provider echoing a credential back
+        # must not put it in the attempt log
+        secrets = self.service.config.secrets
+        outcome = replace(
+            outcome,
+            message=mask(outcome.message, secrets),
+            response_excerpt=mask(outcome.response_excerpt, secrets)
+            if outcome.response_excerpt
+            else None,
+        )
         attempt = Attempt(
             delivery_id=delivery.id,
             number=delivery.attempts + 1,

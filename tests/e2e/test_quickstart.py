@@ -44,6 +44,30 @@ def post_contact(url, **fields):
     )
 
 
+def test_the_readme_curl_becomes_a_done_ticket(server, capsys):
+    url, db, _ = server
+    # exactly the README's first webhook: no phone, no subject, no submission id
+    response = httpx.post(
+        f"{url}/hooks/contact-form",
+        data={"name": "Ana Lima", "email": "ana@example.com", "message": "Where is my order?"},
+        headers={"X-Form-Token": "quickstart-token"},
+    )
+    assert response.status_code == 202
+    event_id = response.json()["event_id"]
+    detail = poll(
+        lambda: (
+            (d := cli_json(capsys, "show", event_id, "--db", db, "--json"))["status"] != "accepted"
+            and d
+        ),
+        what="the event to be routed and delivered",
+    )
+    assert detail["status"] == "done", detail["deliveries"]
+    assert detail["deliveries"][0]["action"]["contact"] == {
+        "name": "Ana Lima",
+        "email": "ana@example.com",
+    }
+
+
 def test_a_form_post_becomes_a_done_ticket(server, capsys):
     url, db, _ = server
     response = post_contact(url, submission_id="sub-e2e-1", phone="+56 9 6123 4567")

@@ -1,0 +1,181 @@
+"""The http provider at the unit level: the exact request, and what each answer becomes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+import respx
+
+from bridge.config import Config, Defaults, ProviderConfig
+from bridge.exceptions import Problem
+from bridge.providers.base import Job, OutcomeKind
+from bridge.providers.registry import build_providers
+from bridge.templates import Templates
+from bridge.tickets import ActionKind, Contact, TicketAction, TicketRef
+
+NOW = 1_700_000_000.0
+
+
+def provider(tmp_path: Path, client: httpx.AsyncClient, **settings):
+    (tmp_path / "desk.json.j2").write_text(
+        '{"title": {{ ticket.subject | tojson }}, "n": {{ body.n }}}'
+    )
+    config = Config(
+        rules_dir=tmp_path,
+        templates_dir=tmp_path,
+        sources={},
+        providers={
+            "desk": ProviderConfig(
+                name="desk",
+                type="http",
+                settings={"type": "http", **settings},
+                base_url=settings.get("base_url"),
+                location=None,  # type: ignore[arg-type]
+            )
+        },
+        rules=(),
+        vars={},
+        defaults=Defaults(),
+        locations={},
+    )
+    problems: list[Problem] = []
+    built = build_providers(config, Templates(tmp_path), client, problems)
+    assert problems == []
+    return built["desk"]
+
+
+def job(**overrides) -> Job:
+    action = TicketAction(
+        action=ActionKind.CREATE_TICKET,
+        provider="desk",
+        contact=Contact(email="ana@example.com"),
+        subject="Hello",
+        correlate="order-7",
+    )
+    fields = {
+        "delivery_id": "dlv_1",
+        "attempt": 1,
+        "action": action,
+        "ticket_ref": None,
+        "ticket_open": None,
+        "context": {"body": {"n": 7, "id": "X"}, "headers": {}, "query": {}, "source": "shop"},
+    }
+    return Job(**{**fields, **overrides})
+
+
+def run(coro):
+    import asyncio
+
+    return asyncio.run(coro)
+
+
+@respx.mock
+def test_sends_the_rendered_url_headers_and_body(tmp_path):
+    route = respx.put("https://desk.example.com/api/tickets/order-7").mock(
+        return_value=httpx.Response(201, json={"ticket": {"id": 991}})
+    )
+
+    async def go():
+        async with httpx.AsyncClient() as client:
+            desk = provider(
+                tmp_path,
+                client,
+                url="https://desk.example.com/api/tickets/{{ ticket.correlate }}",
+                method="put",
+                headers={"Authorization": "Bearer tok-123", "X-Source": "{{ source }}"},
+                body={"template": "desk.json.j2"},
+            )
+            return await desk.deliver(job())
+
+    outcome = run(go())
+    request = route.calls.last.request
+    assert request.method == "PUT"
+    assert request.headers["authorization"] == "Bearer tok-123"
+    assert request.headers["x-source"] == "shop"
+    assert request.headers["idempotency-key"] == "dlv_1"
+    assert json.loads(request.content) == {"title": "Hello", "n": 7}
+    assert outcome.kind is OutcomeKind.SUCCESS
+    assert outcome.ticket_ref == TicketRef(ticket_id="991")
+
+
+@respx.mock
+def test_without_body_the_action_is_sent_and_base_url_prefixes_the_path(tmp_path):
+    route = respx.post("http://127.0.0.1:5999/v1/tickets").mock(
+        return_value=httpx.Response(200, json={})
+    )
+
+    async def go():
+        async with httpx.AsyncClient() as client:
+            desk = provider(tmp_path, client, url="/v1/tickets", base_url="http://127.0.0.1:5999")
+            return await desk.deliver(job(ticket_ref=TicketRef(ticket_id="old")))
+
+    outcome = run(go())
+    sent = json.loads(route.calls.last.request.content)
+    assert sent["action"] == "create_ticket" and sent["contact"] == {"email": "ana@example.com"}
+    assert outcome.ticket_ref == TicketRef(
+        ticket_id="old"
+    )  # no id in the answer: keep the known one
+
+
+@pytest.mark.parametrize(
+    ("answer", "kind", "message"),
+    [
+        (httpx.Response(503, json={"message": "down"}), OutcomeKind.RETRYABLE, "HTTP 503: down"),
+        (
+            httpx.Response(429, headers={"Retry-After": "12"}),
+            OutcomeKind.RETRYABLE,
+            "HTTP 429: Too Many Requests",
+        ),
+        (
+            httpx.Response(400, json={"error": "subject missing"}),
+            OutcomeKind.PERMANENT,
+            "HTTP 400: subject missing",
+        ),
+        (
+            httpx.Response(401, json={"error": "bad token"}),
+            OutcomeKind.UNAUTHORIZED,
+            "HTTP 401: bad token",
+        ),
+        (httpx.ConnectError("refused"), OutcomeKind.RETRYABLE, "ConnectError: refused"),
+    ],
+)
+@respx.mock
+def test_answers_are_classified(tmp_path, answer, kind, message):
+    route = respx.post("https://desk.example.com/t")
+    if isinstance(answer, Exception):
+        route.mock(side_effect=answer)
+    else:
+        route.mock(return_value=answer)
+
+    async def go():
+        async with httpx.AsyncClient() as client:
+            return await provider(tmp_path, client, url="https://desk.example.com/t").deliver(job())
+
+    outcome = run(go())
+    assert outcome.kind is kind
+    assert outcome.message == message
+    if answer.__class__ is httpx.Response and answer.status_code == 429:
+        assert outcome.retry_after == 12
+
+
+@respx.mock
+def test_a_template_that_fails_at_send_time_is_permanent_and_sends_nothing(tmp_path):
+    route = respx.post("https://desk.example.com/t")
+
+    async def go():
+        async with httpx.AsyncClient() as client:
+            desk = provider(
+                tmp_path,
+                client,
+                url="https://desk.example.com/t",
+                body={"x": "{{ body.missing.deep }}"},
+            )
+            return await desk.deliver(job())
+
+    outcome = run(go())
+    assert outcome.kind is OutcomeKind.PERMANENT
+    assert "missing" in outcome.message
+    assert not route.called

@@ -1,0 +1,112 @@
+"""The worker in-process against a real SQLite file and a respx-mocked helpdesk."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+
+import httpx
+import respx
+
+from bridge.service import load_service
+from bridge.store import open_store
+from bridge.store.base import DeliveryStatus, EventStatus, NewEvent
+from bridge.worker import Worker
+from tests.helpers import write_tree
+
+CONFIG = {
+    "rules/main.yaml": """
+        providers:
+          desk:
+            type: http
+            url: "https://desk.example.com/tickets"
+            headers: {Authorization: "Bearer ${DESK_TOKEN}"}
+            retry: {max_attempts: 2, base: 10ms, cap: 10ms}
+        sources:
+          shop: {verify: {type: none}}
+        rules:
+          - name: order
+            source: shop
+            action: create_ticket
+            provider: desk
+            ticket:
+              subject: "Order {{ body.id }}"
+              correlate: "order-{{ body.id }}"
+    """,
+}
+
+
+def deliver(tmp_path, monkeypatch, payloads):
+    monkeypatch.setenv("DESK_TOKEN", "desk-secret-987")
+    root = write_tree(tmp_path, CONFIG)
+
+    async def go():
+        store = open_store(f"sqlite:///{tmp_path}/bridge.db")
+        await store.open()
+        try:
+            events = [
+                NewEvent(
+                    id=f"evt_{i:026d}",
+                    source="shop",
+                    received_at=1e9 + i,
+                    headers={},
+                    query={},
+                    payload=json.dumps(p),
+                    raw=None,
+                    content_type=None,
+                    dedupe_key=None,
+                )
+                for i, p in enumerate(payloads)
+            ]
+            await store.ingest(events, dedupe_window=60, now=1e9)
+            async with httpx.AsyncClient() as client:
+                service = load_service(root / "rules", root / "templates", os.environ, client)
+                await Worker(service=service, store=store).run_until_idle()
+            return [await store.get_event(e.id) for e in events]
+        finally:
+            await store.close()
+
+    return asyncio.run(go())
+
+
+@respx.mock
+def test_a_provider_echoing_the_token_does_not_put_it_in_the_attempt_log(tmp_path, monkeypatch):
+    respx.post("https://desk.example.com/tickets").mock(
+        return_value=httpx.Response(
+            400, json={"message": "Bearer desk-secret-987 is not allowed here"}
+        )
+    )
+    (detail,) = deliver(tmp_path, monkeypatch, [{"id": 1}])
+    (delivery,) = detail.deliveries
+    assert delivery.status is DeliveryStatus.DEAD
+    assert delivery.last_error == "HTTP 400: [redacted] is not allowed here"
+    (attempt,) = delivery.attempt_log
+    assert "desk-secret-987" not in (attempt.error or "") + (attempt.response_excerpt or "")
+
+
+@respx.mock
+def test_retries_until_the_budget_is_spent_then_dead(tmp_path, monkeypatch):
+    route = respx.post("https://desk.example.com/tickets").mock(return_value=httpx.Response(502))
+    (detail,) = deliver(tmp_path, monkeypatch, [{"id": 2}])
+    (delivery,) = detail.deliveries
+    assert route.call_count == 2
+    assert delivery.status is DeliveryStatus.DEAD
+    assert delivery.last_error.startswith("gave up after 2 tries: HTTP 502")
+    assert [a.outcome for a in delivery.attempt_log] == ["retryable", "retryable"]
+    assert detail.event.status is EventStatus.FAILED
+
+
+@respx.mock
+def test_success_records_the_ticket_and_a_second_create_becomes_an_update(tmp_path, monkeypatch):
+    route = respx.post("https://desk.example.com/tickets").mock(
+        side_effect=[httpx.Response(201, json={"id": "T-1"}), httpx.Response(200, json={})]
+    )
+    first, second = deliver(tmp_path, monkeypatch, [{"id": 3}, {"id": 3}])
+    assert first.deliveries[0].ticket_ref == {"ticket_id": "T-1"}
+    assert first.event.status is EventStatus.DONE and second.event.status is EventStatus.DONE
+    # on_existing: update (the default): the second create for the same correlate key is sent
+    # as an update_ticket carrying the ticket the first one made
+    sent = json.loads(route.calls[1].request.content)
+    assert sent["action"] == "update_ticket"
+    assert second.deliveries[0].ticket_ref == {"ticket_id": "T-1"}
