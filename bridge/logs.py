@@ -43,7 +43,9 @@ class JsonFormatter(logging.Formatter):
 
 
 def mask(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
+    """Replace every secret in `text`, the longest first, so a secret that contains another
+    ("Bearer abc" and "abc") is replaced whole, whatever order the secrets come in."""
+    for secret in sorted(secrets, key=len, reverse=True):
         if secret and secret in text:
             text = text.replace(secret, "[redacted]")
     return text

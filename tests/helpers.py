@@ -10,7 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -54,7 +54,13 @@ def write_tree(root: Path, files: Mapping[str, str]) -> Path:
 
 @contextlib.contextmanager
 def running_server(
-    *, rules: Path, templates: Path, db: str, env: Mapping[str, str] | None = None, log: Path
+    *,
+    rules: Path,
+    templates: Path,
+    db: str,
+    env: Mapping[str, str] | None = None,
+    log: Path,
+    extra: Sequence[str] = (),
 ) -> Iterator[str]:
     """`ticketbridge serve` as a real process (real uvicorn) on a free port; yields its URL."""
     port = free_port()
@@ -73,6 +79,7 @@ def running_server(
         "127.0.0.1",
         "--port",
         str(port),
+        *extra,
     ]
     with open(log, "ab") as out:
         process = subprocess.Popen(
