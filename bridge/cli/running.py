@@ -1,0 +1,61 @@
+"""serve and worker: the long-running commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+
+import httpx
+
+from bridge.cli.common import _load
+from bridge.logs import configure_logging
+from bridge.store import open_store
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from bridge.app import build_app
+    from bridge.worker import Worker
+
+    client = httpx.AsyncClient()
+    service = _load(args, client)
+    configure_logging(args.log_level, secrets=service.config.secrets)
+    store = open_store(args.db)
+    worker = None if args.no_worker else Worker(service=service, store=store)
+    app = build_app(service=service, store=store, worker=worker, client=client)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+    )
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from bridge.worker import Worker
+
+    client = httpx.AsyncClient()
+    service = _load(args, client)
+    configure_logging(args.log_level, secrets=service.config.secrets)
+
+    async def run() -> int:
+        store = open_store(args.db)
+        await store.open()
+        worker = Worker(service=service, store=store)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(worker.stop()))
+        try:
+            await worker.run()
+        finally:
+            await store.close()
+            await client.aclose()
+        return 0
+
+    return asyncio.run(run())
