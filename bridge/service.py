@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from bridge.config import Config, RuleConfig, load_config
-from bridge.exceptions import ConfigError, Problem, RenderError
+from bridge.exceptions import ConfigError, Problem
 from bridge.providers.base import Provider
 from bridge.providers.registry import build_providers
 from bridge.rendering import CompiledTicket, compile_ticket
@@ -104,4 +104,4 @@ def load_service(
     )
 
 
-__all__ = ["CompiledRule", "RenderError", "Service", "load_service"]
+__all__ = ["CompiledRule", "Service", "load_service"]

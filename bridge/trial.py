@@ -8,6 +8,7 @@ ones a delivery would send. With `send`, the adapters use the network for real.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Callable
@@ -124,7 +125,7 @@ async def run_trial(
     """One Trial per event the request makes (several for a split batch). RejectedRequest
     propagates when the payload would be refused; KeyError for an unknown source."""
     now = clock()
-    counter = iter(range(1, 1_000_000))
+    counter = itertools.count(1)
     intake = service.sources[source].intake(
         request, now=now, new_id=lambda: f"evt_try{next(counter)}", verify=False
     )

@@ -152,7 +152,10 @@ class Worker:
     async def _deliver(self, claim: Claim) -> None:
         delivery = claim.delivery
         started = self.clock()
-        async with self._limits.setdefault(delivery.provider, asyncio.Semaphore(4)):
+        limit = self._limits.get(delivery.provider)
+        if limit is None:  # a provider removed from the config since the delivery was made
+            limit = self._limits[delivery.provider] = asyncio.Semaphore(1)
+        async with limit:
             outcome = await self._attempt(claim)
         now = self.clock()
         result = self._decide(claim, outcome, started=started, now=now)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -12,9 +13,11 @@ import textwrap
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
+
+from bridge.store.base import NewEvent
 
 T = TypeVar("T")
 
@@ -41,6 +44,21 @@ def poll(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+def shop_event(number: int, payload: Any) -> NewEvent:
+    """A stored-ready JSON event of source `shop`, numbered for a stable, sortable id."""
+    return NewEvent(
+        id=f"evt_{number:026d}",
+        source="shop",
+        received_at=1.0e9 + number,
+        headers={},
+        query={},
+        payload=json.dumps(payload),
+        raw=None,
+        content_type="application/json",
+        dedupe_key=None,
+    )
 
 
 def write_tree(root: Path, files: Mapping[str, str]) -> Path:

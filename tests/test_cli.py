@@ -13,9 +13,8 @@ import pytest
 from bridge.cli import main
 from bridge.service import load_service
 from bridge.store import open_store
-from bridge.store.base import NewEvent
 from bridge.worker import Worker
-from tests.helpers import write_tree
+from tests.helpers import shop_event, write_tree
 
 GOOD = {
     "rules/main.yaml": """
@@ -176,18 +175,8 @@ def _ingest(db: str, payload: dict, *, number: int = 1) -> str:
         store = open_store(db)
         await store.open()
         try:
-            event = NewEvent(
-                id=f"evt_{number:026d}",
-                source="shop",
-                received_at=1.0e9 + number,
-                headers={},
-                query={},
-                payload=json.dumps(payload),
-                raw=None,
-                content_type="application/json",
-                dedupe_key=None,
-            )
-            [result] = await store.ingest([event], dedupe_window=60, now=1.0e9 + number)
+            event = shop_event(number, payload)
+            [result] = await store.ingest([event], dedupe_window=60, now=event.received_at)
             return result.event_id
         finally:
             await store.close()

@@ -11,9 +11,9 @@ import respx
 
 from bridge.service import load_service
 from bridge.store import open_store
-from bridge.store.base import DeliveryStatus, EventStatus, NewEvent
+from bridge.store.base import DeliveryStatus, EventStatus
 from bridge.worker import Worker
-from tests.helpers import write_tree
+from tests.helpers import shop_event, write_tree
 
 CONFIG = {
     "rules/main.yaml": """
@@ -45,20 +45,7 @@ def deliver(tmp_path, monkeypatch, payloads):
         store = open_store(f"sqlite:///{tmp_path}/bridge.db")
         await store.open()
         try:
-            events = [
-                NewEvent(
-                    id=f"evt_{i:026d}",
-                    source="shop",
-                    received_at=1e9 + i,
-                    headers={},
-                    query={},
-                    payload=json.dumps(p),
-                    raw=None,
-                    content_type=None,
-                    dedupe_key=None,
-                )
-                for i, p in enumerate(payloads)
-            ]
+            events = [shop_event(i, p) for i, p in enumerate(payloads)]
             await store.ingest(events, dedupe_window=60, now=1e9)
             async with httpx.AsyncClient() as client:
                 service = load_service(root / "rules", root / "templates", os.environ, client)

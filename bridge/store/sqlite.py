@@ -35,7 +35,7 @@ from bridge.store.base import (
     Store,
     StoredEvent,
 )
-from bridge.store.sqlite_connection import SYNCHRONOUS_MODES, connect, map_error
+from bridge.store.sqlite_connection import SYNCHRONOUS_MODES, closed_on_error, connect, map_error
 from bridge.store.sqlite_migrations import apply_migrations, load_migrations
 from bridge.store.sqlite_rows import (
     attempt_params,
@@ -137,13 +137,8 @@ class SQLiteStore(Store):
 
     def _open_write_connection(self) -> sqlite3.Connection:
         connection = self._connect(read_only=False)
-        try:
+        with closed_on_error(connection):
             apply_migrations(connection, load_migrations(), now=time.time())
-        except BaseException as exc:
-            connection.close()
-            if isinstance(exc, sqlite3.Error):
-                raise map_error(exc) from exc
-            raise
         return connection
 
     async def _write(self, operation: Callable[[sqlite3.Connection], T]) -> T:

@@ -7,7 +7,9 @@ longer than the busy timeout) is StoreUnavailable; anything else is StoreError.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 from bridge.exceptions import StoreError, StoreUnavailable
@@ -77,7 +79,7 @@ def connect(
         )
     except sqlite3.Error as exc:
         raise map_error(exc) from exc
-    try:
+    with closed_on_error(connection):
         connection.row_factory = sqlite3.Row
         connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         if not read_only:
@@ -88,9 +90,16 @@ def connect(
         connection.execute("PRAGMA foreign_keys = ON")
         if read_only:
             connection.execute("PRAGMA query_only = ON")
+    return connection
+
+
+@contextlib.contextmanager
+def closed_on_error(connection: sqlite3.Connection) -> Iterator[None]:
+    """Close `connection` if the block fails; sqlite3 errors leave as StoreError."""
+    try:
+        yield
     except BaseException as exc:
         connection.close()
         if isinstance(exc, sqlite3.Error):
             raise map_error(exc) from exc
         raise
-    return connection
