@@ -45,6 +45,7 @@ def build_app(
         sources=service.source_for_path(),
         store=store,
         dedupe_window=service.config.defaults.dedupe_window,
+        proxies=service.proxies,
         on_stored=worker.wake if worker else (lambda: None),
     )
 

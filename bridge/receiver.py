@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse
 
 from bridge.exceptions import RejectedRequest, StoreError
 from bridge.ids import new_id
+from bridge.sources.forwarded import TrustedProxies
 from bridge.sources.intake import CompiledSource
 from bridge.sources.request import RawRequest
 from bridge.store.base import Store
@@ -45,13 +46,14 @@ async def read_body(request: Request, max_body: int) -> bytes:
     return b"".join(chunks)
 
 
-def raw_request(request: Request, body: bytes) -> RawRequest:
+def raw_request(request: Request, body: bytes, proxies: TrustedProxies) -> RawRequest:
     headers: dict[str, str] = {}
     for name, value in request.headers.items():
         headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    peer = request.client.host if request.client else None
     return RawRequest(
         method=request.method,
-        url=str(request.url),
+        url=proxies.external_url(str(request.url), headers, peer),
         headers=headers,
         query=tuple(request.query_params.multi_items()),
         body=body,
@@ -67,12 +69,14 @@ class Receiver:
         sources: Mapping[str, CompiledSource],  # by URL path
         store: Store,
         dedupe_window: float,
+        proxies: TrustedProxies,
         on_stored: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.sources = sources
         self.store = store
         self.dedupe_window = dedupe_window
+        self.proxies = proxies
         self.on_stored = on_stored
         self.clock = clock
 
@@ -113,9 +117,8 @@ class Receiver:
     ) -> JSONResponse:
         body = await read_body(request, source.max_body)
         now = self.clock()
-        intake = source.intake(
-            raw_request(request, body), now=now, new_id=partial(new_id, "evt", now=now)
-        )
+        raw = raw_request(request, body, self.proxies)
+        intake = source.intake(raw, now=now, new_id=partial(new_id, "evt", now=now))
         results = await self.store.ingest(intake.events, dedupe_window=self.dedupe_window, now=now)
         new = [r.event_id for r in results if not r.duplicate]
         duplicates = [r.event_id for r in results if r.duplicate]

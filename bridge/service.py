@@ -21,6 +21,7 @@ from bridge.providers.registry import build_providers
 from bridge.rendering import CompiledTicket, compile_ticket
 from bridge.routing.conditions import compile_condition
 from bridge.routing.matcher import MatchableRule, Matcher
+from bridge.sources.forwarded import TrustedProxies, parse_network
 from bridge.sources.intake import CompiledSource, compile_sources
 from bridge.templates import CompiledExpression, TemplateProblem, Templates
 
@@ -39,6 +40,7 @@ class Service:
     rules: Mapping[str, CompiledRule]  # by name
     matcher: Matcher
     providers: Mapping[str, Provider]
+    proxies: TrustedProxies
 
     def source_for_path(self) -> dict[str, CompiledSource]:
         return {source.config.path: source for source in self.sources.values()}
@@ -92,6 +94,7 @@ def load_service(
         name: source.default_rule for name, source in config.sources.items() if source.default_rule
     }
     providers = build_providers(config, templates, client, problems)
+    proxies = _trusted_proxies(config, problems)
     if problems:
         raise ConfigError(problems)
     return Service(
@@ -101,7 +104,19 @@ def load_service(
         rules=rules,
         matcher=Matcher(matchable, default_rules=defaults),
         providers=providers,
+        proxies=proxies,
     )
+
+
+def _trusted_proxies(config: Config, problems: list[Problem]) -> TrustedProxies:
+    networks = []
+    for index, value in enumerate(config.defaults.trusted_proxies):
+        try:
+            networks.append(parse_network(value))
+        except ValueError as exc:
+            at = config.locate(("defaults", "trusted_proxies", index))
+            problems.append(Problem(file=at.file, line=at.line, path=at.path, message=str(exc)))
+    return TrustedProxies(networks)
 
 
 __all__ = ["CompiledRule", "Service", "load_service"]

@@ -240,6 +240,7 @@ def _build(
         max_body=parse_size(raw_defaults.get("max_body", "1MiB")),
         keep_bodies=None if keep is None else parse_duration(keep),
         retry=_retry(raw_defaults.get("retry", {})),
+        trusted_proxies=tuple(raw_defaults.get("trusted_proxies", ())),
     )
     sources = {
         name: SourceConfig(

@@ -56,6 +56,7 @@ class Defaults:
     max_body: int = MIB  # bytes
     keep_bodies: float | None = None  # seconds; None keeps raw bodies until purge
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    trusted_proxies: tuple[str, ...] = ()  # addresses / networks whose X-Forwarded-* count
 
 
 @dataclass(frozen=True, kw_only=True)

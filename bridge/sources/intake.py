@@ -17,8 +17,10 @@ from bridge.config import Config, SourceConfig
 from bridge.exceptions import Problem, RejectedRequest, RenderError
 from bridge.routing.paths import ABSENT, lookup, parse_path
 from bridge.sources.bodies import body_mode, parse_body
+from bridge.sources.presets import default_dedupe_key
+from bridge.sources.registry import build_verifier
 from bridge.sources.request import RawRequest
-from bridge.sources.verifiers import Verifier, build_verifier
+from bridge.sources.verifiers import Verifier
 from bridge.store.base import NewEvent
 from bridge.templates import CompiledTemplate, TemplateProblem, Templates
 
@@ -77,12 +79,15 @@ class CompiledSource:
     ) -> Intake:
         """Raise RejectedRequest (a 4xx) for anything the sender got wrong."""
         if verify:
-            self.verifier.verify(request)
+            self.verifier.verify(request, now=now)
         content_type = request.header("content-type")
         mode = body_mode(self.config.body, content_type)
         body = parse_body(
             request.body, mode=mode, content_type=content_type, max_depth=self._max_depth
         )
+        secret_fields = self.verifier.secret_fields
+        if secret_fields and isinstance(body, dict):
+            body = {k: REDACTED if k in secret_fields else v for k, v in body.items()}
         headers = self.redact_headers(request.headers)
         query = self.redact_query(request.query)
         if self.config.split:
@@ -108,7 +113,7 @@ class CompiledSource:
                     headers=headers,
                     query=query,
                     payload=payload,
-                    raw=request.body,
+                    raw=None if secret_fields else request.body,
                     content_type=content_type,
                     dedupe_key=self._dedupe(context) if self._dedupe else None,
                 )
@@ -165,17 +170,16 @@ def compile_sources(
             )
             continue
         dedupe = None
-        if source.dedupe_key:
+        dedupe_key = source.dedupe_key or default_dedupe_key(source.verify)
+        if dedupe_key:
             at = config.locate(("sources", name, "dedupe_key"))
             try:
-                if "{{" in source.dedupe_key:
+                if "{{" in dedupe_key:
                     dedupe = _dedupe_by_template(
-                        templates.compile_string(
-                            source.dedupe_key, name=f"{at.file}:{at.line} {at.path}"
-                        )
+                        templates.compile_string(dedupe_key, name=f"{at.file}:{at.line} {at.path}")
                     )
                 else:
-                    dedupe = _dedupe_by_path(source.dedupe_key)
+                    dedupe = _dedupe_by_path(dedupe_key)
             except (ValueError, TemplateProblem) as exc:
                 message = getattr(exc, "message", None) or str(exc)
                 problems.append(Problem(file=at.file, line=at.line, path=at.path, message=message))

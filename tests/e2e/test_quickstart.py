@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 import shutil
 import socket
+import time
 from pathlib import Path
 
 import httpx
@@ -123,7 +125,15 @@ def test_wrong_token_is_401_with_the_reason(server):
     assert missing.json()["detail"] == "missing header x-form-token"
 
 
-STRIPE = "/hooks/stripe?token=quickstart-stripe-token"
+STRIPE = "/hooks/stripe"
+STRIPE_SECRET = "whsec_quickstart_secret"
+
+
+def stripe_headers(body: bytes) -> dict[str, str]:
+    """Headers Stripe would send with `body`, signed now with the example's secret."""
+    t = str(int(time.time()))
+    digest = hmac.new(STRIPE_SECRET.encode(), f"{t}.".encode() + body, "sha256").hexdigest()
+    return {"Content-Type": "application/json", "Stripe-Signature": f"t={t},v1={digest}"}
 
 
 @pytest.mark.parametrize(
@@ -137,7 +147,8 @@ STRIPE = "/hooks/stripe?token=quickstart-stripe-token"
 )
 def test_bad_bodies_get_a_clear_4xx(server, content, content_type, status, error):
     url, _, _ = server
-    response = httpx.post(url + STRIPE, content=content, headers={"Content-Type": content_type})
+    headers = {**stripe_headers(content), "Content-Type": content_type}
+    response = httpx.post(url + STRIPE, content=content, headers=headers)
     assert response.status_code == status
     assert response.json()["error"] == error
     assert response.json()["detail"]
@@ -198,18 +209,19 @@ def test_body_over_max_body_is_413_before_it_is_read(server):
 def test_stripe_dispute_lifecycle_and_unmatched(server, capsys):
     url, db, _ = server
     samples = REPO / "rules" / "samples" / "stripe"
-    created = httpx.post(
-        url + STRIPE,
-        content=(samples / "dispute-created.json").read_bytes(),
-        headers={"Content-Type": "application/json"},
-    )
+    dispute = (samples / "dispute-created.json").read_bytes()
+    created = httpx.post(url + STRIPE, content=dispute, headers=stripe_headers(dispute))
     assert created.status_code == 202
-    other = httpx.post(
-        url + STRIPE,
-        content=(samples / "payment-succeeded.json").read_bytes(),
-        headers={"Content-Type": "application/json"},
-    )
+    payment = (samples / "payment-succeeded.json").read_bytes()
+    other = httpx.post(url + STRIPE, content=payment, headers=stripe_headers(payment))
     assert other.status_code == 202
+    # Stripe retries with a fresh signature: the preset's dedupe key (body.id) holds
+    again = httpx.post(url + STRIPE, content=dispute, headers=stripe_headers(dispute))
+    assert again.status_code == 200
+    assert again.json() == {"event_id": created.json()["event_id"], "status": "duplicate"}
+    forged = httpx.post(url + STRIPE, content=dispute + b" ", headers=stripe_headers(dispute))
+    assert forged.status_code == 401
+    assert forged.json() == {"error": "signature_invalid", "detail": "no signature matched"}
 
     def status(event_id, wanted):
         return cli_json(capsys, "show", event_id, "--db", db, "--json")["status"] == wanted
@@ -230,7 +242,7 @@ def test_server_log_is_json_and_has_no_secret(server):
         line.get("action") == "attempt" and line.get("outcome") == "success" for line in lines
     )
     assert "quickstart-token" not in log.read_text()
-    assert "quickstart-stripe-token" not in log.read_text()
+    assert STRIPE_SECRET not in log.read_text()
 
 
 def test_copy_of_example_config_checks_clean(tmp_path, capsys):
