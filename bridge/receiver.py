@@ -124,13 +124,15 @@ class Receiver:
         duplicates = [r.event_id for r in results if r.duplicate]
         facts.update(event_ids=new, duplicates=duplicates)
         if source.config.split:
+            # an empty batch holds nothing to store: accepted, not a duplicate of anything
+            accepted = bool(new) or not duplicates
             return JSONResponse(
                 {
-                    "status": "accepted" if new else "duplicate",
+                    "status": "accepted" if accepted else "duplicate",
                     "event_ids": new,
                     "duplicates": duplicates,
                 },
-                status_code=202 if new else 200,
+                status_code=202 if accepted else 200,
             )
         if new:
             return JSONResponse({"event_id": new[0], "status": "accepted"}, status_code=202)

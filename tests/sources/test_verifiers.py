@@ -5,8 +5,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bridge.exceptions import RejectedRequest
-from bridge.sources.request import RawRequest
 from bridge.sources.registry import build_verifier
+from bridge.sources.request import RawRequest
 from bridge.sources.verifiers import BasicVerifier, TokenVerifier
 
 
