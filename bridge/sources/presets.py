@@ -134,6 +134,8 @@ def expand(settings: Mapping[str, Any]) -> dict[str, Any]:
     preset = PRESETS.get(str(name))
     if preset is None:
         raise ValueError(f"unknown preset {name!r}; use one of: {', '.join(sorted(PRESETS))}")
+    if settings.get("type", "hmac") != "hmac":
+        raise ValueError(f"preset {name!r} is an hmac scheme; drop `type` or make it hmac")
     own = {key: value for key, value in settings.items() if key != "preset"}
     return {"type": "hmac", **preset.verify, **own}
 

@@ -97,11 +97,19 @@ def _lookup_piece(spec: str) -> Piece:
             if value is not None:
                 for apply in filters:
                     value = apply(value)
-                return value.encode("utf-8", "surrogateescape")
+                return _wire_bytes(value) if kind == "header" else value.encode("utf-8")
         shown = " or ".join(n.lower() if kind == "header" else n for n in names)
         raise reject(f"missing {where} {shown}")
 
     return piece
+
+
+def _wire_bytes(header_value: str) -> bytes:
+    """A header value as it was sent: the server decoded its bytes as latin-1."""
+    try:
+        return header_value.encode("latin-1")
+    except UnicodeEncodeError:
+        return header_value.encode("utf-8")
 
 
 def secret_key(secret: str, encoding: str) -> bytes:
@@ -168,6 +176,8 @@ class HmacVerifier(Verifier):
             raise ValueError(f"timestamp_unit {timestamp_unit!r} is not s or ms")
         if format == "kv" and not (pair_sep and kv_sep and signature_keys):
             raise ValueError("format kv needs pair_sep, kv_sep and signature_keys")
+        if timestamp_key and format != "kv":
+            raise ValueError("timestamp_key reads a key=value header: it needs format: kv")
         self.keys = tuple(secret_key(s, secret_encoding) for s in secrets)
         self.algorithm = algorithm
         self.headers = _names(header)

@@ -43,9 +43,12 @@ def url_variants(url: str) -> tuple[str, ...]:
 def signed_params(body: bytes) -> bytes:
     """Form parameters as Twilio signs them: sorted by name, each name + value, values of a
     repeated name sorted (and, like twilio-python 9, each distinct value once)."""
-    pairs = urllib.parse.parse_qsl(
-        body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=10_000
-    )
+    try:
+        pairs = urllib.parse.parse_qsl(
+            body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=10_000
+        )
+    except ValueError:
+        raise reject("malformed body: more than 10000 form fields") from None
     by_name: dict[str, set[str]] = {}
     for name, value in pairs:
         by_name.setdefault(name, set()).add(value)
