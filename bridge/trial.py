@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from bridge.dispatch import Dispatch, dispatch
-from bridge.providers.base import Job, Outcome
+from bridge.providers.base import Job, Outcome, Provider
 from bridge.rendering import rule_context
 from bridge.service import Service
 from bridge.sources.intake import REDACTED, is_secret_header
@@ -28,15 +28,19 @@ from bridge.store.base import EventStatus, NewEvent, StoredEvent
 
 @dataclass
 class Recorder:
-    """Collects every request an httpx client sends; as a transport it answers 200 {}."""
+    """Collects every request an httpx client sends; as a transport it answers what the
+    provider being tried says its API would (Provider.dry_run_answer)."""
 
     requests: list[httpx.Request] = field(default_factory=list)
+    provider: Provider | None = None
 
     async def on_request(self, request: httpx.Request) -> None:
         self.requests.append(request)
 
     def answer(self, request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json={"id": "dry-run"})
+        if self.provider is None:
+            return httpx.Response(200, json={"id": "dry-run"})
+        return self.provider.dry_run_answer(request)
 
     def client(self, *, send: bool) -> httpx.AsyncClient:
         transport = None if send else httpx.MockTransport(self.answer)
@@ -146,7 +150,8 @@ async def run_trial(
                     ticket_open=None,
                     context=rule_context(result.context, rendered.rule),
                 )
-                outcome = await service.providers[rendered.provider].deliver(job)
+                recorder.provider = service.providers[rendered.provider]
+                outcome = await recorder.provider.deliver(job)
                 requests = [request_json(r) for r in recorder.requests[first:]]
             actions.append(
                 TrialAction(

@@ -13,11 +13,11 @@ import enum
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 
-from bridge.tickets import ActionKind, TicketAction, TicketRef
+from bridge.tickets import ActionKind, Direction, OnMissing, TicketAction, TicketRef
 
 EXCERPT_LIMIT = 500
 
@@ -53,11 +53,26 @@ class Job:
     context: Mapping[str, Any]  # the template context of the event (DESIGN §2.5)
 
 
+#: the parts of a ticket action a rule can fill (DESIGN §2.4)
+TICKET_FIELDS = frozenset(
+    {"contact", "subject", "message", "metadata", "contact_metadata", "tags", "options"}
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Capabilities:
+    """What a provider's API can do. A rule asking for more is an error from `check`
+    (DESIGN §2.6: what an API lacks is a configuration error, never a silent drop)."""
+
+    actions: frozenset[ActionKind] = frozenset(ActionKind)
+    fields: frozenset[str] = TICKET_FIELDS
+    directions: frozenset[Direction] = frozenset(Direction)  # of `message`
+
+
 class Provider(abc.ABC):
     """One helpdesk (or log, or generic HTTP endpoint)."""
 
-    #: the actions this provider's API can do; a rule asking for another is a config error
-    capabilities: ClassVar[frozenset[ActionKind]] = frozenset(ActionKind)
+    capabilities: Capabilities = Capabilities()
 
     def __init__(self, *, name: str) -> None:
         self.name = name
@@ -65,6 +80,23 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     async def deliver(self, job: Job) -> Outcome:
         """Make one attempt; never raise for anything the provider or network did."""
+
+    def dry_run_answer(self, request: httpx.Request) -> httpx.Response:
+        """What `ticketbridge try` pretends the API answered to `request` (no network):
+        adapters that chain calls (a token, a lookup, then the action) answer plausibly, so
+        the dry run shows every request a delivery would send."""
+        return httpx.Response(200, json={"id": "dry-run"})
+
+
+def ticket_not_found(job: Job, looked: str) -> Outcome | None:
+    """What to do when the ticket an action needs is not found (DESIGN §2.6 `on_missing`):
+    an Outcome to return (skipped, or a permanent failure), or None to create it instead."""
+    if job.action.on_missing is OnMissing.CREATE:
+        return None
+    message = f"no ticket found for {job.action.action.value} ({looked})"
+    if job.action.on_missing is OnMissing.FAIL:
+        return Outcome(kind=OutcomeKind.PERMANENT, message=message)
+    return Outcome(kind=OutcomeKind.SKIPPED, message=message)
 
 
 def parse_retry_after(value: str | None, *, now: float) -> float | None:
@@ -132,3 +164,20 @@ def classify_transport_error(exc: httpx.HTTPError) -> Outcome:
     if isinstance(exc, (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)):
         return Outcome(kind=OutcomeKind.RETRYABLE, message=f"{type(exc).__name__}: {exc}")
     return Outcome(kind=OutcomeKind.PERMANENT, message=f"{type(exc).__name__}: {exc}")
+
+
+async def exchange(
+    client: httpx.AsyncClient, request: httpx.Request, *, timeout: float, now: float
+) -> httpx.Response | Outcome:
+    """Send one request of an adapter: the response when it is a 2xx, else the classified
+    Outcome (retryable, permanent, unauthorized) with the provider's own message.
+
+    Adapters that chain calls (a token, a lookup, then the action) return the first Outcome
+    they get, so every call of every adapter is classified the same way."""
+    request.extensions["timeout"] = httpx.Timeout(timeout).as_dict()
+    try:
+        response = await client.send(request)
+    except httpx.HTTPError as exc:
+        return classify_transport_error(exc)
+    outcome = classify_response(response, now=now)
+    return response if outcome.kind is OutcomeKind.SUCCESS else outcome

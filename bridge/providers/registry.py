@@ -1,19 +1,23 @@
-"""Build the configured providers; a provider type we cannot build is a config problem."""
+"""Build the configured providers, and check that every rule asks its provider only for
+what the provider's API can do (DESIGN §2.6); both kinds of mistake are config problems."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
 
-from bridge.config import Config, ProviderConfig
+from bridge.config import Config, ProviderConfig, RuleConfig
+from bridge.config.model import DocPath
 from bridge.exceptions import Problem
-from bridge.providers.base import Provider
+from bridge.providers.base import TICKET_FIELDS, Provider
 from bridge.providers.http import HttpProvider
 from bridge.providers.log import LogProvider
-from bridge.rendering import compile_tree
+from bridge.rendering import compile_tree, is_file_reference
 from bridge.templates import Templates
+from bridge.tickets import Direction
 
 Builder = Callable[[ProviderConfig, Config, Templates, httpx.AsyncClient, list[Problem]], Provider]
 
@@ -52,6 +56,23 @@ def _http(
 
 
 BUILDERS: dict[str, Builder] = {"log": _log, "http": _http}
+# the helpdesk adapters, imported when configured: module path, each with a `build` Builder
+ADAPTERS = {
+    "vambe": "bridge.providers.vambe",
+    "glassix": "bridge.providers.glassix",
+    "cloudchat": "bridge.providers.chatwoot",
+    "chatwoot": "bridge.providers.chatwoot",
+    "awalchat": "bridge.providers.awalchat",
+}
+
+
+def _builder(kind: str) -> Builder | None:
+    if kind in BUILDERS:
+        return BUILDERS[kind]
+    if kind in ADAPTERS:
+        build: Builder = importlib.import_module(ADAPTERS[kind]).build
+        return build
+    return None
 
 
 def build_providers(
@@ -59,7 +80,7 @@ def build_providers(
 ) -> dict[str, Provider]:
     providers: dict[str, Provider] = {}
     for name, provider in config.providers.items():
-        builder = BUILDERS.get(provider.type)
+        builder = _builder(provider.type)
         if builder is None:
             at = config.locate(("providers", name, "type"))
             problems.append(
@@ -67,22 +88,44 @@ def build_providers(
                     file=at.file,
                     line=at.line,
                     path=at.path,
-                    message=f"provider type {provider.type!r} is not available in this version "
-                    f"(available: {', '.join(sorted(BUILDERS))})",
+                    message=f"provider type {provider.type!r} is not available "
+                    f"(available: {', '.join(sorted({*BUILDERS, *ADAPTERS}))})",
                 )
             )
             continue
         providers[name] = builder(provider, config, templates, client, problems)
     for rule in config.rules:
         built = providers.get(rule.provider)
-        if built is not None and rule.action not in built.capabilities:
-            at = config.locate(rule.doc_path + ("action",))
-            problems.append(
-                Problem(
-                    file=at.file,
-                    line=at.line,
-                    path=at.path,
-                    message=f"provider {rule.provider!r} cannot {rule.action.value}",
-                )
-            )
+        if built is not None:
+            problems.extend(_unsupported(rule, built, config))
     return providers
+
+
+def _unsupported(rule: RuleConfig, provider: Provider, config: Config) -> list[Problem]:
+    """A problem for each thing `rule` asks of `provider` that its API cannot do."""
+    can = provider.capabilities
+    found: list[tuple[DocPath, str]] = []
+    if rule.action not in can.actions:
+        found.append((("action",), f"cannot {rule.action.value}"))
+    for key in sorted((set(rule.ticket) & TICKET_FIELDS) - can.fields):
+        found.append((("ticket", key), f"has no ticket {key}"))
+    direction = _direction(rule.ticket.get("message"))
+    if direction is not None and direction not in can.directions:
+        found.append((("ticket", "message"), f"cannot send a message with direction {direction}"))
+    kind = config.providers[rule.provider].type
+    problems = []
+    for path, lack in found:
+        at = config.locate(rule.doc_path + path)
+        message = f"provider {rule.provider!r} ({kind}) {lack}"
+        problems.append(Problem(file=at.file, line=at.line, path=at.path, message=message))
+    return problems
+
+
+def _direction(message: Any) -> Direction | None:
+    """The direction a rule's `message` is sent with (a literal: checked at load)."""
+    if message is None:
+        return None
+    if isinstance(message, Mapping) and not is_file_reference(message):
+        value = message.get("direction", Direction.INCOMING.value)
+        return Direction(value) if value in {d.value for d in Direction} else None
+    return Direction.INCOMING
