@@ -26,6 +26,8 @@ from bridge.cli.common import (
 from bridge.cli.dryrun import cmd_check, cmd_try
 from bridge.cli.records import cmd_events, cmd_purge, cmd_replay, cmd_schema, cmd_show
 from bridge.cli.running import cmd_serve, cmd_worker
+from bridge.cli.vambe import add_parser as add_vambe_parser
+from bridge.cli.vambe import cmd_vambe_stages
 from bridge.exceptions import BridgeError, ConfigError
 from bridge.store.base import EventStatus
 
@@ -104,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     purge.add_argument("--older-than", required=True, type=_duration, metavar="DURATION")
 
     commands.add_parser("schema", help="print the configuration's JSON Schema")
+    add_vambe_parser(commands)
     return parser
 
 
@@ -140,4 +143,5 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "replay": cmd_replay,
     "purge": cmd_purge,
     "schema": cmd_schema,
+    "vambe-stages": cmd_vambe_stages,
 }

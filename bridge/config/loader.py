@@ -200,9 +200,12 @@ def collect_secrets(
     `values`), with the environment values they were built from: what output must mask."""
     found: set[str] = set()
     for section in ("providers", "sources"):
-        for path, value in _secret_leaves(data.get(section), (section,), secret=False):
-            found.add(value)
-            found.update(env_values.get(path, ()))
+        entries = data.get(section)
+        # the entries' own names (a provider called `awal-secret`) are names, not keys
+        for name, entry in entries.items() if isinstance(entries, dict) else ():
+            for path, value in _secret_leaves(entry, (section, name), secret=False):
+                found.add(value)
+                found.update(env_values.get(path, ()))
     return frozenset(s for s in found if len(s.strip()) >= MIN_SECRET_LENGTH)
 
 
@@ -210,8 +213,11 @@ def _secret_leaves(value: Any, path: DocPath, *, secret: bool) -> Iterator[tuple
     if isinstance(value, str) and secret:
         yield path, value
     elif isinstance(value, dict):
+        # under `fields` (Glassix: {metadata key: field2}) the keys are the user's own names
+        names_only = path[-1:] == ("fields",)
         for key, item in value.items():
-            is_secret = SECRET_KEY.search(key) is not None and key not in NOT_SECRET_KEYS
+            is_secret = not names_only and SECRET_KEY.search(key) is not None
+            is_secret = is_secret and key not in NOT_SECRET_KEYS
             is_secret = is_secret or (key == "values" and path[-1:] == ("verify",))
             yield from _secret_leaves(item, (*path, key), secret=secret or is_secret)
     elif isinstance(value, list):

@@ -232,15 +232,20 @@ def test_short_secrets_and_nested_secret_keys(tmp_path: Path) -> None:
         {
             "p.yaml": """\
 providers:
-  g: {type: glassix, credentials: {user: api-user, pass: hunter22}, api_secret: abc}
-  c: {type: cloudchat, api_access_token: tok-12345, account_id: 1}
+  g:
+    type: http
+    url: "https://example.test/tickets"
+    body: {credentials: {user: api-user, pass: hunter22}, api_secret: abc}
+    headers: {X-Api-Token: tok-12345}
+  the-secret-desk: {type: http, url: "https://desk.example.test/api"}
 sources:
   s: {verify: {type: basic, username: admin, passwords: ["pw-1234"]}}
 """
         },
     )
     secrets = load_config(rules, tmp_path, {}).secrets
-    assert secrets == {"api-user", "hunter22", "tok-12345", "pw-1234"}  # "abc" is too short
+    # "abc" is too short to mask; a provider's name is not a secret key, so its url is shown
+    assert secrets == {"api-user", "hunter22", "tok-12345", "pw-1234"}
 
 
 def test_files_below_samples_and_schemas_are_not_rules(tmp_path: Path) -> None:
@@ -284,3 +289,23 @@ rules:
         ("one", {"subject": "hi"}),
         ("two", {"subject": "hi"}),
     ]
+
+
+def test_glassix_field_names_are_not_secrets(tmp_path: Path) -> None:
+    rules = write(
+        tmp_path,
+        {
+            "p.yaml": """\
+providers:
+  g:
+    type: glassix
+    workspace: acme
+    api_key: key-12345
+    api_secret: secret-12345
+    user_name: api@acme.example
+    fields: {order_key: field2, api_token_hint: field3}
+"""
+        },
+    )
+    secrets = load_config(rules, tmp_path, {}).secrets
+    assert secrets == {"key-12345", "secret-12345"}

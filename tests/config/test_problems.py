@@ -175,6 +175,9 @@ defaults:
         "<tmp>/rules/a.yaml:5: providers.hd.timeout: '5 minutes' is not a duration (use seconds or 500ms, 2s, 5m, 1h, 2d)",
         "<tmp>/rules/a.yaml:6: providers.hd.retry.max_attempts: 0 must be >= 1",
         "<tmp>/rules/a.yaml:7: providers.x.type: 'zendesk' is not one of log, http, vambe, glassix, cloudchat, chatwoot, awalchat",
+        "<tmp>/rules/a.yaml:8: providers.v: missing required key 'api_key'",
+        "<tmp>/rules/a.yaml:8: providers.v: missing required key 'phone_id'",
+        "<tmp>/rules/a.yaml:8: providers.v.anything: unknown key 'anything'",
         "<tmp>/rules/a.yaml:8: providers.v.rate_limit: missing required key 'per_second'",
         "<tmp>/rules/a.yaml:11: sources.s.verify: missing required key 'location'",
         "<tmp>/rules/a.yaml:12: sources.s.max_body: '1 lb' is not a size (use bytes or 100B, 10KB, 512KiB, 1MiB, 2MB)",
@@ -276,6 +279,7 @@ providers:
     api_key: "${VAMBE_KEY}"
     stage_id: "${STAGE"
     timeout: "${TIMEOUT}"
+    phone_id: "1"
 sources:
   form: {verify: {type: token, location: "header:X", values: ["${FORM_TOKEN}"]}}
 """
@@ -288,7 +292,7 @@ sources:
         "<tmp>/rules/a.yaml:6: providers.v.timeout: environment variable TIMEOUT is not set "
         "(write ${TIMEOUT:-} if empty is fine)",
         # only the missing variable: not also "no secret left"
-        "<tmp>/rules/a.yaml:8: sources.form.verify.values[0]: environment variable FORM_TOKEN is not set "
+        "<tmp>/rules/a.yaml:9: sources.form.verify.values[0]: environment variable FORM_TOKEN is not set "
         "(write ${FORM_TOKEN:-} if empty is fine)",
     ]
 
