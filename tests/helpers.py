@@ -10,12 +10,14 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import uvicorn
 
 from bridge.store.base import NewEvent
 
@@ -44,6 +46,42 @@ def poll(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+@contextlib.contextmanager
+def serving(app: Any, *, what: str) -> Iterator[str]:
+    """An ASGI app under a real uvicorn on a free 127.0.0.1 port, in a thread; yields its URL."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    poll(lambda: server.started, timeout=10, what=f"{what} to start")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def show_event(capsys: Any, db: str, event_id: str) -> dict[str, Any]:
+    """`ticketbridge show EVENT_ID --json` through the CLI: the event detail of DESIGN §4.1."""
+    from bridge.cli import main
+
+    assert main(["show", event_id, "--db", db, "--json"]) == 0
+    detail: dict[str, Any] = json.loads(capsys.readouterr().out)
+    return detail
+
+
+def settled_event(capsys: Any, db: str, event_id: str, *, timeout: float = 10.0) -> dict[str, Any]:
+    """The event's detail once it is routed and every delivery finished (done or failed)."""
+
+    def check() -> dict[str, Any] | None:
+        detail = show_event(capsys, db, event_id)
+        return detail if detail["status"] in ("done", "failed") else None
+
+    return poll(check, timeout=timeout, what=f"event {event_id} to settle")
 
 
 def shop_event(number: int, payload: Any) -> NewEvent:

@@ -17,7 +17,7 @@ import pytest
 from bridge.cli import main
 from bridge.providers.awalchat_signing import AwalSigner
 from tests.fakes.awalchat import FakeAwalChat, Ticket
-from tests.helpers import poll, running_server, write_tree
+from tests.helpers import running_server, settled_event, write_tree
 
 SECRET = "awal-e2e-hmac-secret-9f8e7d"
 EVENT_IDS = itertools.count(1)
@@ -146,21 +146,12 @@ def post(url: str, payload: Any) -> str:
     return event_id
 
 
-def settled(capsys: pytest.CaptureFixture[str], db: str, event_id: str) -> Any:
-    def check() -> Any:
-        assert main(["show", event_id, "--db", db, "--json"]) == 0
-        detail = json.loads(capsys.readouterr().out)
-        return detail if detail["status"] in ("done", "failed") else None
-
-    return poll(check, timeout=8, what=f"event {event_id} to settle")
-
-
 def test_a_deal_opens_updates_closes_and_reopens_its_ticket(server, fake, capsys):
     url, db, log, _ = server
     phone = "966501234567"
     start, rejected = len(fake.requests), len(fake.rejected)
 
-    created = settled(
+    created = settled_event(
         capsys, db, post(url, deal("create", 501, "0501234567", contact_name="Ahmed Mohammed"))
     )
     (delivery,) = created["deliveries"]
@@ -179,17 +170,17 @@ def test_a_deal_opens_updates_closes_and_reopens_its_ticket(server, fake, capsys
     }
 
     note = deal("change", 501, "0501234567", previous={"note": ""}, note="Your quote is ready.")
-    updated = settled(capsys, db, post(url, note))
+    updated = settled_event(capsys, db, post(url, note))
     assert updated["deliveries"][0]["status"] == "done"
     assert conversation.messages[-1]["content"] == "Your quote is ready."
 
     won = deal("change", 501, "0501234567", previous={"status": "open"}, status="won")
-    closed = settled(capsys, db, post(url, won))
+    closed = settled_event(capsys, db, post(url, won))
     assert closed["deliveries"][0]["status"] == "done"
     assert [(t.id, t.status) for t in conversation.tickets] == [(first.id, "closed")]
 
     back = deal("change", 501, "0501234567", previous={"status": "won"}, status="open")
-    reopened = settled(capsys, db, post(url, back))
+    reopened = settled_event(capsys, db, post(url, back))
     (delivery,) = reopened["deliveries"]
     assert delivery["status"] == "done"
     second = conversation.tickets[-1]
@@ -234,7 +225,7 @@ def test_an_open_ticket_on_an_existing_conversation_counts_as_opened(server, fak
     existing = fake.add_conversation("966551234567", "Sara")
     existing.tickets.append(Ticket(id=99, status="opened"))
 
-    detail = settled(capsys, db, post(url, deal("create", 777, "+966 55 123 4567")))
+    detail = settled_event(capsys, db, post(url, deal("create", 777, "+966 55 123 4567")))
 
     (delivery,) = detail["deliveries"]
     assert delivery["status"] == "done"
@@ -248,7 +239,7 @@ def test_an_open_ticket_on_an_existing_conversation_counts_as_opened(server, fak
 def test_closing_a_deal_nobody_has_a_conversation_for_is_skipped(server, fake, capsys):
     url, db, _, _ = server
     lost = deal("change", 900, "0509999999", previous={"status": "open"}, status="lost")
-    detail = settled(capsys, db, post(url, lost))
+    detail = settled_event(capsys, db, post(url, lost))
     (delivery,) = detail["deliveries"]
     assert delivery["status"] == "skipped"
     assert delivery["last_error"] == (
@@ -259,7 +250,7 @@ def test_closing_a_deal_nobody_has_a_conversation_for_is_skipped(server, fake, c
 
 def test_a_wrong_secret_is_refused_as_unauthorized_without_leaking(server, fake, capsys):
     url, db, log, _ = server
-    detail = settled(capsys, db, post(url, deal("probe", 1, "0501111111")))
+    detail = settled_event(capsys, db, post(url, deal("probe", 1, "0501111111")))
     (delivery,) = detail["deliveries"]
     assert delivery["status"] == "dead"
     (attempt,) = delivery["attempt_log"]

@@ -13,7 +13,7 @@ import pytest
 
 from bridge.cli import main
 from tests.fakes.chatwoot import FakeChatwoot
-from tests.helpers import poll, running_server, write_tree
+from tests.helpers import running_server, settled_event, write_tree
 
 CC_TOKEN = "cc-secret-token-456"
 CW_TOKEN = "cw-secret-token-789"
@@ -137,11 +137,6 @@ def server(tmp_path_factory, fakes):
         yield url, db, log
 
 
-def show(capsys: pytest.CaptureFixture[str], db: str, event_id: str) -> dict[str, Any]:
-    assert main(["show", event_id, "--db", db, "--json"]) == 0
-    return dict(json.loads(capsys.readouterr().out))
-
-
 def send(server, capsys, payload: dict[str, Any], expect: str = "done") -> dict[str, Any]:
     """Post one event, wait until it is done, check its delivery ended `expect`; its
     `show --json` detail."""
@@ -150,11 +145,7 @@ def send(server, capsys, payload: dict[str, Any], expect: str = "done") -> dict[
     assert response.status_code == 202
     event_id = response.json()["event_id"]
 
-    def finished() -> dict[str, Any] | None:
-        detail = show(capsys, db, event_id)
-        return detail if detail["status"] in ("done", "failed") else None
-
-    detail = poll(finished, timeout=10, what=f"event {payload['kind']} to finish")
+    detail = settled_event(capsys, db, event_id)
     assert detail["status"] == "done", detail["deliveries"]
     assert [d["status"] for d in detail["deliveries"]] == [expect]
     return detail

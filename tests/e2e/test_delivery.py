@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import httpx
 import pytest
 
-from bridge.cli import main
 from tests.fakes.provider import FakeProvider
-from tests.helpers import poll, running_server, write_tree
+from tests.helpers import poll, running_server, show_event, write_tree
 
 
 @pytest.fixture
@@ -82,11 +79,6 @@ def server(tmp_path, helpdesk):
         yield url, db, tmp_path / "server.log"
 
 
-def show(capsys, db, event_id):
-    assert main(["show", event_id, "--db", db, "--json"]) == 0
-    return json.loads(capsys.readouterr().out)
-
-
 def test_http_delivery_sends_the_rendered_request(server, helpdesk, capsys):
     url, db, log = server
     response = httpx.post(
@@ -100,7 +92,9 @@ def test_http_delivery_sends_the_rendered_request(server, helpdesk, capsys):
     assert call.headers["authorization"] == "Bearer hd-secret-token-123"
     assert call.json == {"subject": "Order A-17", "requester": "bo@example.com", "order": "A-17"}
     event_id = response.json()["event_id"]
-    detail = poll(lambda: (d := show(capsys, db, event_id))["status"] == "done" and d, what="done")
+    detail = poll(
+        lambda: (d := show_event(capsys, db, event_id))["status"] == "done" and d, what="done"
+    )
     delivery = detail["deliveries"][0]
     assert call.headers["idempotency-key"] == delivery["id"]
     assert delivery["ticket_ref"] == {"ticket_id": "T-1"}
@@ -116,7 +110,9 @@ def test_retryable_failures_are_retried_then_delivered_once(server, helpdesk, ca
     )
     event_id = response.json()["event_id"]
     detail = poll(
-        lambda: (d := show(capsys, db, event_id))["status"] == "done" and d, timeout=15, what="done"
+        lambda: (d := show_event(capsys, db, event_id))["status"] == "done" and d,
+        timeout=15,
+        what="done",
     )
     (delivery,) = detail["deliveries"]
     assert [a["status_code"] for a in delivery["attempt_log"]] == [503, 429, 201]
@@ -135,7 +131,7 @@ def test_permanent_failure_is_dead_with_the_providers_message(server, helpdesk, 
     )
     event_id = response.json()["event_id"]
     detail = poll(
-        lambda: (d := show(capsys, db, event_id))["status"] == "failed" and d, what="failed"
+        lambda: (d := show_event(capsys, db, event_id))["status"] == "failed" and d, what="failed"
     )
     (delivery,) = detail["deliveries"]
     assert delivery["status"] == "dead"
@@ -149,7 +145,7 @@ def test_template_error_is_a_dead_delivery_naming_template_and_line(server, help
     assert response.status_code == 202
     event_id = response.json()["event_id"]
     detail = poll(
-        lambda: (d := show(capsys, db, event_id))["status"] == "failed" and d, what="failed"
+        lambda: (d := show_event(capsys, db, event_id))["status"] == "failed" and d, what="failed"
     )
     (delivery,) = detail["deliveries"]
     assert delivery["status"] == "dead"

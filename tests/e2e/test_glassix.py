@@ -16,7 +16,7 @@ import pytest
 
 from bridge.cli import main
 from tests.fakes.glassix import FakeGlassix
-from tests.helpers import poll, running_server, write_tree
+from tests.helpers import poll, running_server, show_event, write_tree
 
 REPO = Path(__file__).resolve().parents[2]
 TYPEFORM_SECRET = "tf-e2e-secret"
@@ -139,18 +139,13 @@ def server(tree, fake, tmp_path_factory):
         yield url, db, logs / "server.log"
 
 
-def show(capsys, db: str, event_id: str) -> dict[str, Any]:
-    assert main(["show", event_id, "--db", db, "--json"]) == 0
-    return json.loads(capsys.readouterr().out)
-
-
 def post(server, capsys, payload: dict[str, Any], *, status: str = "done") -> dict[str, Any]:
     url, db, _ = server
     response = httpx.post(f"{url}/hooks/shop", json=payload)
     assert response.status_code == 202, response.text
     event_id = response.json()["event_id"]
     return poll(
-        lambda: (d := show(capsys, db, event_id))["status"] == status and d,
+        lambda: (d := show_event(capsys, db, event_id))["status"] == status and d,
         timeout=10,
         what=f"event {payload['kind']} to be {status}",
     )
@@ -267,7 +262,9 @@ def test_the_typeform_example_creates_then_updates_a_mail_ticket(server, fake, c
     response = typeform_post(url, body)
     assert response.status_code == 202, response.text
     event_id = response.json()["event_id"]
-    detail = poll(lambda: (d := show(capsys, db, event_id))["status"] == "done" and d, what="done")
+    detail = poll(
+        lambda: (d := show_event(capsys, db, event_id))["status"] == "done" and d, what="done"
+    )
     assert detail["matched_rules"] == ["typeform-response-to-glassix"]
     ticket = fake.tickets[int(detail["deliveries"][0]["ticket_ref"]["ticket_id"])]
     assert ticket.participants == [
@@ -295,7 +292,9 @@ def test_the_typeform_example_creates_then_updates_a_mail_ticket(server, fake, c
     response = typeform_post(url, json.dumps(again, ensure_ascii=False).encode())
     assert response.status_code == 202, response.text
     event_id = response.json()["event_id"]
-    detail = poll(lambda: (d := show(capsys, db, event_id))["status"] == "done" and d, what="done")
+    detail = poll(
+        lambda: (d := show_event(capsys, db, event_id))["status"] == "done" and d, what="done"
+    )
     assert detail["deliveries"][0]["ticket_ref"] == {"ticket_id": str(ticket.id)}
     assert (
         ticket.fields["field2"] == "Shipping" and ticket.fields["field1"] == "Contact us: Shipping"

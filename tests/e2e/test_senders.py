@@ -17,8 +17,7 @@ import urllib.parse
 import httpx
 import pytest
 
-from bridge.cli import main
-from tests.helpers import poll, running_server, write_tree
+from tests.helpers import poll, running_server, show_event, write_tree
 
 STRIPE_SECRET = "whsec_test_secret"
 STRIPE_OTHER_SECRET = "whsec_other"
@@ -168,11 +167,6 @@ def server(tmp_path_factory):
 # -- helpers -------------------------------------------------------------------------------
 
 
-def show(capsys, db, event_id):
-    assert main(["show", event_id, "--db", db, "--json"]) == 0
-    return json.loads(capsys.readouterr().out)
-
-
 def stripe_header(body: bytes, t: int, secret: str = STRIPE_SECRET) -> str:
     digest = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
     return f"t={t},v1={digest}"
@@ -264,7 +258,7 @@ def test_stripe_signed_now_is_accepted_once_then_duplicate(http, server, capsys)
     assert again.json() == {"event_id": event_id, "status": "duplicate"}
 
     detail = poll(
-        lambda: (d := show(capsys, db, event_id))["status"] == "done" and d,
+        lambda: (d := show_event(capsys, db, event_id))["status"] == "done" and d,
         timeout=5,
         what="the stripe event to be delivered to the audit provider",
     )
@@ -314,7 +308,10 @@ def test_stripe_second_secret_of_a_rotation_also_passes(http, server, capsys):
     now = int(time.time())
     response = post_stripe(http, url, body, stripe_header(body, now, STRIPE_OTHER_SECRET))
     assert response.status_code == 202, response.text
-    assert show(capsys, db, response.json()["event_id"])["dedupe_key"] == "evt_1QfxTest0000000002"
+    assert (
+        show_event(capsys, db, response.json()["event_id"])["dedupe_key"]
+        == "evt_1QfxTest0000000002"
+    )
     # the header of a roll: one v1 per secret, the first from a secret we do not hold
     body = stripe_body("evt_1QfxTest0000000006")
     unknown = stripe_header(body, now, "whsec_old_secret").partition(",")[2]
@@ -350,7 +347,7 @@ def test_github_json_fixture_is_stored_with_the_delivery_id_as_dedupe_key(http, 
         headers=github_headers(F2_SIGNATURE, "application/json"),
     )
     assert response.status_code == 202, response.text
-    detail = show(capsys, db, response.json()["event_id"])
+    detail = show_event(capsys, db, response.json()["event_id"])
     assert detail["source"] == "github"
     assert detail["dedupe_key"] == GITHUB_DELIVERY
     assert detail["headers"]["x-github-event"] == "issues"
@@ -366,7 +363,7 @@ def test_github_form_fixture_stores_the_decoded_payload(http, server, capsys):
         headers=github_headers(F3_SIGNATURE, "application/x-www-form-urlencoded"),
     )
     assert response.status_code == 202, response.text
-    detail = show(capsys, db, response.json()["event_id"])
+    detail = show_event(capsys, db, response.json()["event_id"])
     assert detail["source"] == "github-form"
     assert detail["body"]["issue"]["number"] == 17
     assert detail["body"]["repository"]["full_name"] == "acme/site"
@@ -419,7 +416,7 @@ def test_hubspot_batch_is_split_and_deduplicated_per_element(http, server, capsy
     assert answer["duplicates"] == []
     ids = answer["event_ids"]
     assert len(ids) == len(set(ids)) == 3
-    stored = [show(capsys, db, event_id) for event_id in ids]
+    stored = [show_event(capsys, db, event_id) for event_id in ids]
     assert [d["dedupe_key"] for d in stored] == ["2000001", "2000002", "2000003"]
     assert [d["body"]["eventId"] for d in stored] == [2000001, 2000002, 2000003]
 
@@ -431,7 +428,7 @@ def test_hubspot_batch_is_split_and_deduplicated_per_element(http, server, capsy
     assert len(answer["event_ids"]) == 1
     assert answer["event_ids"][0] not in ids
     assert answer["duplicates"] == ids
-    assert show(capsys, db, answer["event_ids"][0])["body"]["eventId"] == 2000004
+    assert show_event(capsys, db, answer["event_ids"][0])["body"]["eventId"] == 2000004
 
     # everything seen before: 200 duplicate
     body = hubspot_batch(2000002, 2000004)
@@ -557,7 +554,7 @@ def test_jotform_multipart_raw_request_is_stored_as_json_with_the_token_redacted
         headers={"Content-Type": content_type},
     )
     assert response.status_code == 202, response.text
-    detail = show(capsys, db, response.json()["event_id"])
+    detail = show_event(capsys, db, response.json()["event_id"])
     assert detail["body"]["q3_fullName"] == {"first": "Ana", "last": "Lima"}
     assert detail["body"]["q4_email"] == "ana@example.com"
     assert detail["query"] == {"token": "[redacted]", "form": "contact"}
@@ -594,7 +591,7 @@ def test_twilio_fixture_is_accepted_with_the_signature_redacted(http, server, ca
         headers={"Content-Type": FORM_TYPE, "X-Twilio-Signature": F14_SIGNATURE},
     )
     assert response.status_code == 202, response.text
-    detail = show(capsys, db, response.json()["event_id"])
+    detail = show_event(capsys, db, response.json()["event_id"])
     assert detail["source"] == "twilio"
     assert detail["body"]["MessageSid"] == "SM0123456789abcdef0123456789abcdef"
     assert detail["body"]["Body"] == "My order #1042 has not arrived"

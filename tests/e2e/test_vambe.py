@@ -18,7 +18,7 @@ import pytest
 
 from bridge.cli import main
 from tests.fakes.vambe import FakeVambe
-from tests.helpers import poll, running_server, write_tree
+from tests.helpers import running_server, settled_event, write_tree
 
 REPO = Path(__file__).resolve().parents[2]
 KEY = "vk_e2e_Key_do_not_leak_77"
@@ -144,21 +144,6 @@ def server(tree, vambe):
         yield url, db, log
 
 
-def show(capsys, db, event_id):
-    assert main(["show", event_id, "--db", db, "--json"]) == 0
-    return json.loads(capsys.readouterr().out)
-
-
-def settled(capsys, db, event_id):
-    """The event once routed and every delivery finished (done, skipped or dead)."""
-
-    def check():
-        detail = show(capsys, db, event_id)
-        return detail["status"] in ("done", "failed") and detail
-
-    return poll(check, what=f"event {event_id} to settle")
-
-
 def post(url, **body):
     response = httpx.post(f"{url}/hooks/shop", json=body)
     assert response.status_code == 202, response.text
@@ -180,7 +165,7 @@ def test_create_update_close_reopen(server, vambe, capsys):
         total=42,
         note="late",
     )
-    detail = settled(capsys, db, opened)
+    detail = settled_event(capsys, db, opened)
     assert detail["status"] == "done"
     (delivery,) = detail["deliveries"]
     contact = vambe.by_phone("+56987654321")
@@ -202,25 +187,29 @@ def test_create_update_close_reopen(server, vambe, capsys):
     assert ticket.integration_data == {"external_id": "cus_1"}
     assert ticket.message is None  # an incoming message is metadata, nothing is sent
 
-    updated = settled(capsys, db, post(url, id="e2", kind="update", order="A-1", status="paid"))
+    updated = settled_event(
+        capsys, db, post(url, id="e2", kind="update", order="A-1", status="paid")
+    )
     assert updated["deliveries"][0]["status"] == "done"
     assert ticket.metadata["status"] == "paid" and ticket.metadata["order"] == "A-1"
     update_call = vambe.requests[-1]
     assert update_call.path == "/api/public/ticket/metadata"
     assert update_call.json == {"ai_contact_id": contact.id, "metadata": {"status": "paid"}}
 
-    closed = settled(capsys, db, post(url, id="e3", kind="close", order="A-1", resolution="ok"))
+    closed = settled_event(
+        capsys, db, post(url, id="e3", kind="close", order="A-1", resolution="ok")
+    )
     assert closed["deliveries"][0]["status"] == "done"
     assert not ticket.open and ticket.metadata["resolution"] == "ok"
     assert vambe.requests[-1].path == f"/api/public/ticket/close/contact/{contact.id}"
 
     # closing again: Vambe has no active ticket, so on_missing (skip) decides
-    again = settled(capsys, db, post(url, id="e4", kind="close", order="A-1", resolution="x"))
+    again = settled_event(capsys, db, post(url, id="e4", kind="close", order="A-1", resolution="x"))
     assert again["status"] == "done"
     assert again["deliveries"][0]["status"] == "skipped"
     assert "Active ticket not found for contact" in again["deliveries"][0]["last_error"]
 
-    reopened = settled(capsys, db, post(url, id="e5", kind="reopen", order="A-1"))
+    reopened = settled_event(capsys, db, post(url, id="e5", kind="reopen", order="A-1"))
     assert reopened["deliveries"][0]["status"] == "done"
     assert len(contact.tickets) == 2
     new = contact.tickets[-1]
@@ -233,7 +222,9 @@ def test_create_update_close_reopen(server, vambe, capsys):
     ]
 
     # an update now lands on the new ticket, with the contact's metadata too
-    settled(capsys, db, post(url, id="e6", kind="update", order="A-1", status="new", plan="max"))
+    settled_event(
+        capsys, db, post(url, id="e6", kind="update", order="A-1", status="new", plan="max")
+    )
     assert new.metadata == {"status": "new"} and ticket.metadata["status"] == "paid"
     assert contact.metadata == {"plan": "max"}
     assert KEY not in log.read_text()
@@ -241,7 +232,7 @@ def test_create_update_close_reopen(server, vambe, capsys):
 
 def test_official_channel_with_a_template(server, vambe, capsys):
     url, db, _ = server
-    detail = settled(capsys, db, post(url, id="g1", kind="greet", phone="+56922223333"))
+    detail = settled_event(capsys, db, post(url, id="g1", kind="greet", phone="+56922223333"))
     assert detail["deliveries"][0]["status"] == "done"
     call = next(r for r in reversed(vambe.requests) if "/ticket/open/" in r.path)
     assert call.path == "/api/public/ticket/open/whatsapp/1234567890"
@@ -257,7 +248,7 @@ def test_retryable_then_done_and_permanent_with_vambes_message(server, vambe, ca
     url, db, _ = server
     vambe.fail_next(503, {"statusCode": 503, "message": "Service Unavailable"})
     vambe.fail_next(429, {"statusCode": 429, "message": "ThrottlerException"}, {"Retry-After": "0"})
-    retried = settled(
+    retried = settled_event(
         capsys,
         db,
         post(
@@ -279,7 +270,7 @@ def test_retryable_then_done_and_permanent_with_vambes_message(server, vambe, ca
     assert [a["status_code"] for a in delivery["attempt_log"]] == [503, 429, 200]
     assert delivery["attempt_log"][0]["error"] == "HTTP 503: Service Unavailable"
 
-    dead = settled(
+    dead = settled_event(
         capsys,
         db,
         post(
@@ -317,7 +308,7 @@ def stripe_post(url: str, sample: str) -> str:
 
 def test_the_example_opens_and_closes_a_vambe_ticket_for_a_stripe_dispute(server, vambe, capsys):
     url, db, _ = server
-    opened = settled(capsys, db, stripe_post(url, "dispute-created.json"))
+    opened = settled_event(capsys, db, stripe_post(url, "dispute-created.json"))
     assert opened["matched_rules"] == ["stripe-vambe-dispute-opened"]
     assert opened["deliveries"][0]["status"] == "done"
     contact = vambe.by_phone("+56961234567")
@@ -329,7 +320,7 @@ def test_the_example_opens_and_closes_a_vambe_ticket_for_a_stripe_dispute(server
     assert ticket.metadata["message"].startswith("Stripe dispute dp_1QfxVambe000000001")
     assert ticket.integration_data == {"external_id": "ch_3QfxVambe000000001"}
 
-    closed = settled(capsys, db, stripe_post(url, "dispute-closed.json"))
+    closed = settled_event(capsys, db, stripe_post(url, "dispute-closed.json"))
     assert closed["deliveries"][0]["status"] == "done"
     assert not ticket.open and ticket.metadata["dispute_status"] == "won"
 

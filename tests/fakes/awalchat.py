@@ -23,13 +23,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.helpers import free_port, poll
+from tests.helpers import serving
 
 PREFIX = "/api/developer"
 REQUIRED_HEADERS = ("accept", "x-awal-signature-256", "x-timestamp", "x-domain", "x-client-id")
@@ -230,16 +229,6 @@ class FakeAwalChat:
         app = Starlette(
             routes=[Route("/api/developer/{path:path}", self._handle, methods=["GET", "POST"])]
         )
-        port = free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        poll(lambda: server.started, timeout=10, what="the fake Awal Chat to start")
-        self.url = f"http://127.0.0.1:{port}{PREFIX}"
-        try:
+        with serving(app, what="the fake Awal Chat") as url:
+            self.url = url + PREFIX
             yield self
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)

@@ -19,13 +19,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.helpers import free_port, poll
+from tests.helpers import serving
 
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 STATUSES = ("open", "resolved", "pending", "snoozed")
@@ -423,22 +422,6 @@ class FakeChatwoot:
             self._handle,
             methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
         )
-        port = free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(
-                Starlette(routes=[route]),
-                host="127.0.0.1",
-                port=port,
-                log_level="warning",
-                lifespan="off",
-            )
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        poll(lambda: server.started, timeout=10, what="the fake Chatwoot to start")
-        self.url = f"http://127.0.0.1:{port}"
-        try:
+        with serving(Starlette(routes=[route]), what="the fake Chatwoot") as url:
+            self.url = url
             yield self
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)

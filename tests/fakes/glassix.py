@@ -19,13 +19,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.helpers import free_port, poll
+from tests.helpers import serving
 
 PREFIX = "/api/v1.2"
 PROTOCOLS = {
@@ -258,19 +257,9 @@ class FakeGlassix:
     def running(self) -> Iterator[FakeGlassix]:
         methods = ["GET", "POST", "PUT", "DELETE"]
         app = Starlette(routes=[Route("/{path:path}", self._handle, methods=methods)])
-        port = free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        poll(lambda: server.started, timeout=10, what="the fake Glassix to start")
-        self.url = f"http://127.0.0.1:{port}"
-        try:
+        with serving(app, what="the fake Glassix") as url:
+            self.url = url
             yield self
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
 
 
 def _text(body: Any) -> str:

@@ -17,13 +17,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.helpers import free_port, poll
+from tests.helpers import serving
 
 PIPELINES = [
     {
@@ -253,16 +252,6 @@ class FakeVambe:
     @contextlib.contextmanager
     def running(self) -> Iterator[FakeVambe]:
         app = Starlette(routes=[Route("/{path:path}", self._handle, methods=["GET", "POST"])])
-        port = free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        poll(lambda: server.started, timeout=10, what="the fake Vambe to start")
-        self.url = f"http://127.0.0.1:{port}"
-        try:
+        with serving(app, what="the fake Vambe") as url:
+            self.url = url
             yield self
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
