@@ -51,12 +51,12 @@ class TrustedProxies:
         netloc = host or parts.netloc
         if port.isdigit():
             netloc = _without_port(netloc)
-            if _DEFAULT_PORTS.get(scheme) != port:
+            if DEFAULT_PORTS.get(scheme) != port:
                 netloc = f"{netloc}:{port}"
         return urllib.parse.urlunsplit(parts._replace(scheme=scheme, netloc=netloc))
 
 
-_DEFAULT_PORTS = {"https": "443", "http": "80"}
+DEFAULT_PORTS = {"https": "443", "http": "80"}
 
 
 def _last(value: str | None) -> str:

@@ -14,17 +14,16 @@ import hmac
 import urllib.parse
 from collections.abc import Sequence
 
+from bridge.sources.forwarded import DEFAULT_PORTS
 from bridge.sources.request import RawRequest
 from bridge.sources.signatures import decode_signature, public_url
 from bridge.sources.verifiers import Verifier, reject
-
-_DEFAULT_PORTS = {"https": "443", "http": "80"}
 
 
 def url_variants(url: str) -> tuple[str, ...]:
     """The URL as given, and with its default port added or removed."""
     parts = urllib.parse.urlsplit(url)
-    default = _DEFAULT_PORTS.get(parts.scheme)
+    default = DEFAULT_PORTS.get(parts.scheme)
     try:
         port = parts.port
     except ValueError:
