@@ -36,10 +36,9 @@ def build_app(
     store: Store,
     worker: Worker | None,
     client: httpx.AsyncClient | None = None,
-    shutdown_grace: float = 10.0,
 ) -> Starlette:
     """The service's ASGI app. It opens the store on startup and runs the worker (when given)
-    beside the receiver; on shutdown the worker gets `shutdown_grace` seconds to finish, then
+    beside the receiver; on shutdown the worker gets defaults.shutdown_grace to finish, then
     the store and the providers' HTTP client are closed."""
     receiver = Receiver(
         sources=service.source_for_path(),
@@ -67,7 +66,7 @@ def build_app(
             yield
         finally:
             if worker and task:
-                await worker.stop(grace=shutdown_grace)
+                await worker.stop()
                 await task
             await store.close()
             if client is not None:

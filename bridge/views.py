@@ -13,7 +13,15 @@ from typing import Any
 
 from bridge.logs import mask
 from bridge.sources.intake import REDACTED, is_secret_header
-from bridge.store.base import Attempt, Delivery, EventDetail, StoredEvent
+from bridge.store.base import (
+    Attempt,
+    Delivery,
+    DeliveryStatus,
+    EventDetail,
+    HoldState,
+    ProviderHold,
+    StoredEvent,
+)
 
 
 def iso(ts: float | None) -> str | None:
@@ -41,7 +49,39 @@ def attempt_json(attempt: Attempt) -> dict[str, Any]:
     }
 
 
-def delivery_json(delivery: Delivery) -> dict[str, Any]:
+def why(delivery: Delivery, hold: ProviderHold | None, *, now: float) -> str:
+    """One sentence on where a delivery stands and why: waiting, paused, retrying, dead."""
+    status = delivery.status
+    if status is DeliveryStatus.WAITING:
+        return (
+            f"waiting for {delivery.blocked_by}, an earlier action for the same ticket "
+            f"(correlate {delivery.correlate!r}), to finish"
+        )
+    if status is DeliveryStatus.PENDING and hold is not None and hold.until > now:
+        if hold.state is HoldState.PAUSED:
+            return (
+                f"provider {hold.provider} is paused since {iso(hold.since)}: {hold.reason}; "
+                f"it resumes at {iso(hold.until)}, or now with "
+                f"`ticketbridge resume {hold.provider}`"
+            )
+        return f"provider {hold.provider}'s circuit is open until {iso(hold.until)}: {hold.reason}"
+    if status is DeliveryStatus.PENDING and delivery.attempts:
+        return (
+            f"retrying: attempt {delivery.attempts} failed ({delivery.last_error}); "
+            f"next attempt at {iso(delivery.next_attempt_at)}"
+        )
+    if status is DeliveryStatus.PENDING:
+        return f"queued for its first attempt at {iso(delivery.next_attempt_at)}"
+    if status is DeliveryStatus.IN_FLIGHT:
+        return "being delivered now"
+    if status is DeliveryStatus.DONE:
+        return "delivered"
+    return f"{status.value}: {delivery.last_error or 'no reason recorded'}"
+
+
+def delivery_json(
+    delivery: Delivery, hold: ProviderHold | None = None, *, now: float
+) -> dict[str, Any]:
     return {
         "id": delivery.id,
         "event_id": delivery.event_id,
@@ -53,6 +93,8 @@ def delivery_json(delivery: Delivery) -> dict[str, Any]:
         "next_attempt_at": iso(delivery.next_attempt_at),
         "last_error": delivery.last_error,
         "ticket_ref": delivery.ticket_ref,
+        "waiting_for": delivery.blocked_by,
+        "reason": why(delivery, hold, now=now),
         "attempt_log": [attempt_json(a) for a in delivery.attempt_log],
     }
 
@@ -68,7 +110,7 @@ def event_summary_json(event: StoredEvent) -> dict[str, Any]:
     }
 
 
-def event_detail_json(detail: EventDetail) -> dict[str, Any]:
+def event_detail_json(detail: EventDetail, *, now: float) -> dict[str, Any]:
     event = detail.event
     return {
         **event_summary_json(event),
@@ -79,7 +121,9 @@ def event_detail_json(detail: EventDetail) -> dict[str, Any]:
         "query": dict(event.query),
         "body": _body(event.payload),
         "trace": list(event.trace),
-        "deliveries": [delivery_json(d) for d in detail.deliveries],
+        "deliveries": [
+            delivery_json(d, detail.holds.get(d.provider), now=now) for d in detail.deliveries
+        ],
     }
 
 
@@ -106,8 +150,8 @@ def trace_lines(trace: Iterable[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def event_detail_text(detail: EventDetail) -> str:
-    data = event_detail_json(detail)
+def event_detail_text(detail: EventDetail, *, now: float) -> str:
+    data = event_detail_json(detail, now=now)
     lines = [
         f"event     {data['id']}",
         f"source    {data['source']}",
@@ -124,10 +168,7 @@ def event_detail_text(detail: EventDetail) -> str:
             f"delivery  {d['id']}  rule={d['rule']} provider={d['provider']} "
             f"status={d['status']} attempts={d['attempts']}"
         )
-        if d["next_attempt_at"] and d["status"] == "pending":
-            lines.append(f"          next attempt at {d['next_attempt_at']}")
-        if d["last_error"]:
-            lines.append(f"          last error: {d['last_error']}")
+        lines.append(f"          {d['reason']}")
         if d["ticket_ref"]:
             lines.append(f"          ticket: {json.dumps(d['ticket_ref'])}")
         for a in d["attempt_log"]:

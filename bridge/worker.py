@@ -1,11 +1,16 @@
 """The worker: route stored events, claim due deliveries, deliver, decide what comes next.
 
     stored event --route--> deliveries --claim (lease)--> provider.deliver (one attempt)
-        --> done | skipped | pending again (backoff, Retry-After) | dead
+        --> done | skipped | pending again (backoff, Retry-After, paused) | dead
 
 The retry loop lives here and only here (STYLE habit 3): adapters make one attempt and say
-what came of it. The receiver wakes the worker the moment an event is stored; other
-processes' work is found by polling the store at least every `poll_interval` seconds.
+what came of it (bridge.attempts decides what that means). Each provider is paced apart
+(bridge.limits: concurrency, token bucket, circuit breaker), so one slow or failing provider
+never takes the room of another. Leases of running attempts are renewed; on stop, attempts
+still running after the grace period are released for a later try.
+
+The receiver wakes the worker the moment an event is stored; other processes' work is found
+by polling the store at least every `poll_interval` seconds.
 """
 
 from __future__ import annotations
@@ -16,22 +21,21 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import replace
-from datetime import UTC, datetime
 from functools import partial
 
+from bridge.attempts import decide, interrupted, prepare
 from bridge.dispatch import route_event
 from bridge.exceptions import StoreError
 from bridge.ids import new_id
-from bridge.logs import mask
-from bridge.providers.base import Job, Outcome, OutcomeKind
-from bridge.rendering import event_context, rule_context
-from bridge.retry import next_attempt_at
+from bridge.limits import Pace
+from bridge.providers.base import Outcome, OutcomeKind
 from bridge.service import Service
-from bridge.store.base import Attempt, AttemptResult, Claim, DeliveryStatus, Store
-from bridge.tickets import ActionKind, OnExisting, TicketAction, TicketRef
+from bridge.store.base import Claim, HoldState, ProviderHold, Store
 
 log = logging.getLogger("bridge.worker")
+
+HOUSEKEEPING_EVERY = 3600.0  # seconds between forgetting expired dedupe keys and old bodies
+UNCONFIGURED_ROOM = 8  # deliveries of providers no longer configured, claimed at once (to die)
 
 
 class Worker:
@@ -42,23 +46,25 @@ class Worker:
         store: Store,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
-        lease: float = 300.0,
-        max_in_flight: int = 64,
         poll_interval: float = 1.0,
     ) -> None:
         self.service = service
         self.store = store
         self.clock = clock
         self.rng = rng or random.Random()
-        self.lease = lease
-        self.max_in_flight = max_in_flight
         self.poll_interval = poll_interval
+        defaults = service.config.defaults
+        self.lease = defaults.lease
+        self.grace = defaults.shutdown_grace
+        now = clock()
+        self._paces = {
+            name: Pace(provider, now=now) for name, provider in service.config.providers.items()
+        }
+        self._running: dict[asyncio.Task[None], Claim] = {}
         self._wakeup = asyncio.Event()
         self._stopping = False
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._limits = {
-            name: asyncio.Semaphore(p.concurrency) for name, p in service.config.providers.items()
-        }
+        self._renew_at = now
+        self._housekeep_at = now
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -69,9 +75,8 @@ class Worker:
         while not self._stopping:
             self._wakeup.clear()
             try:
-                busy = await self.route_pending()
-                busy = await self.claim_and_start() or busy
-                timeout = await self._idle_timeout() if not busy else 0.0
+                busy = await self._step()
+                timeout = 0.0 if busy else await self._idle_timeout()
             except StoreError as exc:
                 log.error("store error", extra={"action": "store_error", "error": str(exc)})
                 timeout = self.poll_interval
@@ -79,41 +84,65 @@ class Worker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), timeout)
 
-    async def stop(self, grace: float = 10.0) -> None:
-        """Stop claiming; give in-flight deliveries `grace` seconds to finish. Any still
-        running then is cancelled and its lease lapses, so it is retried later."""
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop claiming; give running attempts `grace` seconds (defaults.shutdown_grace) to
+        finish. Any still running then is cancelled, which releases its delivery at once."""
         self._stopping = True
         self.wake()
-        if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
-            for task in pending:
+        running = set(self._running)
+        if running:
+            _, late = await asyncio.wait(running, timeout=self.grace if grace is None else grace)
+            for task in late:
                 task.cancel()
-            if pending:
-                await asyncio.wait(pending)
+            if late:
+                await asyncio.wait(late)
 
     async def run_until_idle(self, *, limit: float = 10.0) -> None:
         """Route and deliver until nothing will be due within `limit` seconds (retries that
         fall due sooner are waited for): for tests and one-shot runs."""
         deadline = self.clock() + limit
         while self.clock() < deadline:
-            busy = await self.route_pending()
-            busy = await self.claim_and_start() or busy
-            if self._tasks:
-                await asyncio.wait(set(self._tasks))
+            busy = await self._step()
+            if self._running:
+                await asyncio.wait(set(self._running))
             elif not busy:
-                wakeup = await self.store.next_wakeup()
-                if wakeup is None or wakeup > deadline:
+                wakeup = await self._next_wakeup(self.clock())
+                if wakeup > deadline:
                     return
                 await asyncio.sleep(max(0.0, wakeup - self.clock()))
 
+    async def _step(self) -> bool:
+        """One round: route, claim and start, renew leases, tidy up. True if it did work."""
+        busy = await self.route_pending()
+        busy = await self.claim_and_start() or busy
+        now = self.clock()
+        if now >= self._renew_at:
+            self._renew_at = now + self.lease / 3
+            await self.store.extend_leases(list(self._running.values()), until=now + self.lease)
+        if now >= self._housekeep_at:
+            self._housekeep_at = now + HOUSEKEEPING_EVERY
+            await self._housekeep(now)
+        return busy
+
     async def _idle_timeout(self) -> float:
-        wakeup = await self.store.next_wakeup()
-        if wakeup is None:
-            return self.poll_interval
-        return max(0.0, min(self.poll_interval, wakeup - self.clock()))
+        now = self.clock()
+        until = min(self._next_own_deadline(), await self._next_wakeup(now))
+        return max(0.0, min(self.poll_interval, until - now))
+
+    async def _next_wakeup(self, now: float) -> float:
+        """When there may be something to do: the store's next due time (leaving out the
+        providers that have no room now), or when one of those gets room again."""
+        full = [name for name, pace in self._paces.items() if pace.room(now) == 0]
+        times = [pace.free_at(now) for name, pace in self._paces.items() if name in full]
+        stored = await self.store.next_wakeup(now=now, skip=full)
+        return min([t for t in (*times, stored) if t is not None], default=float("inf"))
+
+    def _next_own_deadline(self) -> float:
+        renew = self._renew_at if self._running else float("inf")
+        return min(renew, self._housekeep_at)
 
     async def route_pending(self) -> bool:
-        events = await self.store.claim_unrouted(now=self.clock(), limit=64, lease=60.0)
+        events = await self.store.claim_unrouted(now=self.clock(), limit=64, lease=self.lease)
         for event in events:
             now = self.clock()
             routing = route_event(self.service, event, now=now, new_id=partial(new_id, "dlv"))
@@ -131,35 +160,57 @@ class Worker:
         return bool(events)
 
     async def claim_and_start(self) -> bool:
-        room = self.max_in_flight - len(self._tasks)
-        if room <= 0 or self._stopping:
+        if self._stopping:
             return False
-        claims = await self.store.claim_due(now=self.clock(), limit=room, lease=self.lease)
+        now = self.clock()
+        rooms = {name: pace.room(now) for name, pace in self._paces.items()}
+        limit = sum(rooms.values()) + UNCONFIGURED_ROOM
+        claims = await self.store.claim_due(
+            now=now, limit=limit, lease=self.lease, per_provider=rooms
+        )
         for claim in claims:
-            task = asyncio.create_task(self._deliver(claim))
-            self._tasks.add(task)
+            pace = self._paces.get(claim.delivery.provider)
+            if pace is not None:
+                pace.started(now)
+            task = asyncio.create_task(self._deliver(claim, pace))
+            self._running[task] = claim
             task.add_done_callback(self._task_done)
         return bool(claims)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
+        self._running.pop(task, None)
         if not task.cancelled() and task.exception() is not None:
             log.error(
                 "delivery task failed", exc_info=task.exception(), extra={"action": "deliver"}
             )
         self.wake()
 
-    async def _deliver(self, claim: Claim) -> None:
+    async def _deliver(self, claim: Claim, pace: Pace | None) -> None:
         delivery = claim.delivery
         started = self.clock()
-        limit = self._limits.get(delivery.provider)
-        if limit is None:  # a provider removed from the config since the delivery was made
-            limit = self._limits[delivery.provider] = asyncio.Semaphore(1)
-        async with limit:
+        try:
             outcome = await self._attempt(claim)
+        except asyncio.CancelledError:
+            # shut down before the provider answered: release the delivery for a later try
+            released = interrupted(claim, started=started, now=self.clock())
+            await self.store.finish_attempt(claim, released, now=self.clock())
+            log.warning(
+                "attempt interrupted",
+                extra={"action": "attempt", "delivery_id": delivery.id, "outcome": "interrupted"},
+            )
+            raise
+        finally:
+            if pace is not None:
+                pace.finished()
         now = self.clock()
-        result = self._decide(claim, outcome, started=started, now=now)
+        result = decide(
+            claim, outcome, config=self.service.config, started=started, now=now, rng=self.rng
+        )
         kept = await self.store.finish_attempt(claim, result, now=now)
+        if result.hold is not None and kept:
+            _log_hold(result.hold)
+        if pace is not None:
+            await self._pace_outcome(claim, pace, outcome.kind, result.attempt.error, now=now)
         log.info(
             "attempt",
             extra={
@@ -168,115 +219,77 @@ class Worker:
                 "delivery_id": delivery.id,
                 "rule": delivery.rule,
                 "provider": delivery.provider,
-                "attempt": delivery.attempts + 1,
+                "attempt": result.attempt.number,
                 "outcome": outcome.kind.value,
                 "status": result.status.value,
                 "http_status": outcome.status_code,
                 "duration_ms": round((now - started) * 1000, 1),
-                "error": outcome.message or None,
+                "error": result.attempt.error,
                 "lease_lost": not kept or None,
             },
         )
 
     async def _attempt(self, claim: Claim) -> Outcome:
-        delivery = claim.delivery
-        provider = self.service.providers.get(delivery.provider)
-        if provider is None:
-            return Outcome(
-                kind=OutcomeKind.PERMANENT,
-                message=f"provider {delivery.provider!r} is not configured any more",
-            )
-        if delivery.action is None:
-            return Outcome(kind=OutcomeKind.PERMANENT, message="the delivery has no action")
-        action = TicketAction.from_json(delivery.action)
-        ref = TicketRef.from_json(claim.ticket_ref) if claim.ticket_ref else None
-        if action.action is ActionKind.CREATE_TICKET and claim.ticket_open:
-            if action.on_existing is OnExisting.SKIP:
-                return Outcome(
-                    kind=OutcomeKind.SKIPPED,
-                    message="a ticket is already open for this correlate key",
-                )
-            if action.on_existing is OnExisting.UPDATE:
-                action = replace(action, action=ActionKind.UPDATE_TICKET)
-        context = rule_context(
-            event_context(claim.event, vars=self.service.config.vars, now=_utc(self.clock())),
-            delivery.rule,
-        )
-        job = Job(
-            delivery_id=delivery.id,
-            attempt=delivery.attempts + 1,
-            action=action,
-            ticket_ref=ref,
-            ticket_open=claim.ticket_open,
-            context=context,
-        )
+        job = prepare(claim, config=self.service.config, now=self.clock())
+        if isinstance(job, Outcome):
+            return job
+        provider = self.service.providers[claim.delivery.provider]
         try:
             return await provider.deliver(job)
         except Exception as exc:  # an adapter bug must not kill the worker
-            log.exception("adapter raised", extra={"action": "deliver", "delivery_id": delivery.id})
+            log.exception(
+                "adapter raised", extra={"action": "deliver", "delivery_id": job.delivery_id}
+            )
             return Outcome(
                 kind=OutcomeKind.PERMANENT, message=f"adapter error: {type(exc).__name__}"
             )
 
-    def _decide(
-        self, claim: Claim, outcome: Outcome, *, started: float, now: float
-    ) -> AttemptResult:
-        delivery = claim.delivery
-        # what a provider answers is stored and shown: a provider echoing a credential back
-        # must not put it in the attempt log
-        secrets = self.service.config.secrets
-        outcome = replace(
-            outcome,
-            message=mask(outcome.message, secrets),
-            response_excerpt=mask(outcome.response_excerpt, secrets)
-            if outcome.response_excerpt
-            else None,
-        )
-        attempt = Attempt(
-            delivery_id=delivery.id,
-            number=delivery.attempts + 1,
-            started_at=started,
-            duration=now - started,
-            outcome=outcome.kind.value,
-            status_code=outcome.status_code,
-            error=outcome.message or None,
-            response_excerpt=outcome.response_excerpt,
-        )
-        if outcome.kind is OutcomeKind.SUCCESS:
-            return AttemptResult(
-                attempt=attempt,
-                status=DeliveryStatus.DONE,
-                ticket_ref=outcome.ticket_ref.to_json() if outcome.ticket_ref else None,
-                ticket_open=outcome.ticket_open,
+    async def _pace_outcome(
+        self, claim: Claim, pace: Pace, kind: OutcomeKind, error: str | None, *, now: float
+    ) -> None:
+        """Feed the circuit breaker: retryable failures count, anything the provider answered
+        on purpose (success, a 4xx) shows it is up."""
+        if kind is not OutcomeKind.RETRYABLE:
+            pace.breaker.succeeded()
+            return
+        if pace.breaker.failed(now) and pace.breaker.open_until is not None:
+            provider = claim.delivery.provider
+            hold = ProviderHold(
+                provider=provider,
+                state=HoldState.CIRCUIT_OPEN,
+                since=now,
+                until=pace.breaker.open_until,
+                reason=f"{pace.breaker.failures} retryable failures in a row, the last: {error}",
             )
-        if outcome.kind is OutcomeKind.SKIPPED:
-            return AttemptResult(
-                attempt=attempt, status=DeliveryStatus.SKIPPED, last_error=outcome.message
+            await self.store.hold_provider(hold)
+            _log_hold(hold)
+
+    async def _housekeep(self, now: float) -> None:
+        """Forget dedupe keys past the window, and raw bodies past defaults.keep_bodies."""
+        defaults = self.service.config.defaults
+        counts = await self.store.purge(before=None, dedupe_before=now - defaults.dedupe_window)
+        bodies = 0
+        if defaults.keep_bodies is not None:
+            bodies = await self.store.drop_bodies(before=now - defaults.keep_bodies)
+        if counts.dedupe_keys or bodies:
+            log.info(
+                "housekeeping",
+                extra={
+                    "action": "housekeeping",
+                    "dedupe_keys": counts.dedupe_keys,
+                    "bodies": bodies,
+                },
             )
-        if outcome.kind is OutcomeKind.RETRYABLE:
-            provider = self.service.config.providers.get(delivery.provider)
-            policy = provider.retry if provider else self.service.config.defaults.retry
-            at = next_attempt_at(
-                tries=delivery.tries + 1,
-                queued_at=delivery.queued_at,
-                now=now,
-                policy=policy,
-                retry_after=outcome.retry_after,
-                rng=self.rng,
-            )
-            if at is not None:
-                return AttemptResult(
-                    attempt=attempt,
-                    status=DeliveryStatus.PENDING,
-                    next_attempt_at=at,
-                    last_error=outcome.message,
-                )
-            message = f"gave up after {delivery.tries + 1} tries: {outcome.message}"
-            return AttemptResult(attempt=attempt, status=DeliveryStatus.DEAD, last_error=message)
-        return AttemptResult(
-            attempt=attempt, status=DeliveryStatus.DEAD, last_error=outcome.message
-        )
 
 
-def _utc(now: float) -> datetime:
-    return datetime.fromtimestamp(now, UTC)
+def _log_hold(hold: ProviderHold) -> None:
+    log.error(
+        f"provider {hold.state.value}",
+        extra={
+            "action": "provider_hold",
+            "provider": hold.provider,
+            "state": hold.state.value,
+            "until": hold.until,
+            "error": hold.reason,
+        },
+    )

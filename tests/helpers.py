@@ -13,6 +13,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -108,8 +109,32 @@ def write_tree(root: Path, files: Mapping[str, str]) -> Path:
     return root
 
 
+@dataclass
+class ServerProcess:
+    """A running `ticketbridge serve` process: its URL and the process itself."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, nothing gets to finish or clean up."""
+        self.process.kill()
+        self.process.wait(timeout=20)
+
+    def terminate(self, *, timeout: float = 20.0) -> int:
+        """SIGTERM and wait (bounded) for the process to exit; its exit code."""
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"server did not exit within {timeout}s of SIGTERM:\n{self.log.read_text()[-3000:]}"
+            ) from None
+
+
 @contextlib.contextmanager
-def running_server(
+def server_process(
     *,
     rules: Path,
     templates: Path,
@@ -117,8 +142,13 @@ def running_server(
     env: Mapping[str, str] | None = None,
     log: Path,
     extra: Sequence[str] = (),
-) -> Iterator[str]:
-    """`ticketbridge serve` as a real process (real uvicorn) on a free port; yields its URL."""
+) -> Iterator[ServerProcess]:
+    """`ticketbridge serve` as a real process (real uvicorn) on a free port, once it is ready.
+
+    The test may kill it (`server.kill()`) or stop it (`server.terminate()`) inside the block;
+    on leaving, a process still running gets SIGTERM (then SIGKILL after 20 s). Start it again
+    on the same `db` (and `log`, which is appended to) to play a restart; the port is new.
+    """
     port = free_port()
     command = [
         sys.executable,
@@ -155,7 +185,7 @@ def running_server(
 
     try:
         poll(ready, timeout=30, interval=0.05, what="the server to be ready")
-        yield url
+        yield ServerProcess(url=url, process=process, log=log)
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -164,3 +194,20 @@ def running_server(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@contextlib.contextmanager
+def running_server(
+    *,
+    rules: Path,
+    templates: Path,
+    db: str,
+    env: Mapping[str, str] | None = None,
+    log: Path,
+    extra: Sequence[str] = (),
+) -> Iterator[str]:
+    """`ticketbridge serve` as a real process (real uvicorn) on a free port; yields its URL."""
+    with server_process(
+        rules=rules, templates=templates, db=db, env=env, log=log, extra=extra
+    ) as server:
+        yield server.url

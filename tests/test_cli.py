@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import pytest
 
 from bridge.cli import main
+from bridge.ids import new_id
 from bridge.service import load_service
 from bridge.store import open_store
+from bridge.store.base import HoldState, ProviderHold
 from bridge.worker import Worker
 from tests.helpers import shop_event, write_tree
 
@@ -248,9 +252,63 @@ def test_replay_dead_retries_stored_actions_and_purge_deletes_old_events(tree, t
     (delivery,) = _show(capsys, db, event_id)["deliveries"]
     assert delivery["status"] == "pending" and delivery["attempts"] == 1
 
-    assert main(["purge", "--older-than", "1d", "--db", db]) == 0
+    assert main(["purge", "--older-than", "1d", "--db", db, *args_for(tree)]) == 0
     assert "purged 0 events" in capsys.readouterr().out  # its delivery is not final yet
     _work(tree, db)
-    assert main(["purge", "--older-than", "1d", "--db", db]) == 0
+    assert main(["purge", "--older-than", "1d", "--db", db, *args_for(tree)]) == 0
     assert "purged 1 events" in capsys.readouterr().out
     assert main(["show", event_id, "--db", db]) == 1
+
+
+def test_purge_keeps_dedupe_keys_inside_the_window(tree, tmp_path, capsys):
+    db = f"sqlite:///{tmp_path}/bridge.db"
+    two_days_ago = time.time() - 2 * 86400
+
+    async def ingest(key: str) -> bool:
+        store = open_store(db)
+        await store.open()
+        try:
+            event = replace(shop_event(1, {"kind": "none"}), id=new_id("evt"), dedupe_key=key)
+            event = replace(event, received_at=two_days_ago)
+            [result] = await store.ingest([event], dedupe_window=7 * 86400, now=two_days_ago)
+            return result.duplicate
+        finally:
+            await store.close()
+
+    assert asyncio.run(ingest("order-1")) is False
+    _work(tree, db)  # routed: unmatched, so purgeable
+
+    assert main(["purge", "--older-than", "1d", "--db", db, *args_for(tree)]) == 0
+    assert "purged 1 events and 0 dedupe keys" in capsys.readouterr().out
+    # the sender retrying within the 7-day window still gets a duplicate, not a second ticket
+    assert asyncio.run(ingest("order-1")) is True
+
+
+def test_resume_ends_a_pause_and_lists_what_is_paused(tmp_path, capsys):
+    db = f"sqlite:///{tmp_path}/bridge.db"
+
+    async def pause() -> None:
+        store = open_store(db)
+        await store.open()
+        try:
+            now = time.time()
+            hold = ProviderHold(
+                provider="desk",
+                state=HoldState.PAUSED,
+                since=now,
+                until=now + 600,
+                reason="HTTP 401",
+            )
+            await store.hold_provider(hold)
+        finally:
+            await store.close()
+
+    assert main(["resume", "--db", db]) == 0
+    assert "no provider is paused" in capsys.readouterr().err
+    asyncio.run(pause())
+    assert main(["resume", "--db", db]) == 0
+    assert "desk  paused until" in capsys.readouterr().out
+    assert main(["resume", "desk", "--db", db]) == 0
+    assert "provider desk resumed" in capsys.readouterr().out
+    assert main(["resume", "desk", "--db", db]) == 1
+    assert "desk is not paused" in capsys.readouterr().err

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from dataclasses import replace
 
 import httpx
 import respx
 
 from bridge.service import load_service
 from bridge.store import open_store
-from bridge.store.base import DeliveryStatus, EventStatus
+from bridge.store.base import DeliveryStatus, EventStatus, HoldState
 from bridge.worker import Worker
 from tests.helpers import shop_event, write_tree
 
@@ -37,15 +38,15 @@ CONFIG = {
 }
 
 
-def deliver(tmp_path, monkeypatch, payloads):
+def deliver(tmp_path, monkeypatch, payloads, *, config=CONFIG, make_event=shop_event):
     monkeypatch.setenv("DESK_TOKEN", "desk-secret-987")
-    root = write_tree(tmp_path, CONFIG)
+    root = write_tree(tmp_path, config)
 
     async def go():
         store = open_store(f"sqlite:///{tmp_path}/bridge.db")
         await store.open()
         try:
-            events = [shop_event(i, p) for i, p in enumerate(payloads)]
+            events = [make_event(i, p) for i, p in enumerate(payloads)]
             await store.ingest(events, dedupe_window=60, now=1e9)
             async with httpx.AsyncClient() as client:
                 service = load_service(root / "rules", root / "templates", os.environ, client)
@@ -97,3 +98,39 @@ def test_success_records_the_ticket_and_a_second_create_becomes_an_update(tmp_pa
     sent = json.loads(route.calls[1].request.content)
     assert sent["action"] == "update_ticket"
     assert second.deliveries[0].ticket_ref == {"ticket_id": "T-1"}
+
+
+BREAKER = {
+    "rules/main.yaml": CONFIG["rules/main.yaml"].replace(
+        "retry: {max_attempts: 2, base: 10ms, cap: 10ms}",
+        "retry: {max_attempts: 10, base: 1ms, cap: 1ms}\n"
+        "            circuit_breaker: {failures: 3, cooldown: 1h}\n"
+        "            concurrency: 1",
+    )
+}
+
+
+@respx.mock
+def test_the_circuit_opens_after_failures_in_a_row_and_nothing_more_is_sent(tmp_path, monkeypatch):
+    route = respx.post("https://desk.example.com/tickets").mock(return_value=httpx.Response(503))
+    details = deliver(tmp_path, monkeypatch, [{"id": n} for n in range(5)], config=BREAKER)
+
+    assert route.call_count == 3  # then the circuit is open for an hour
+    assert all(d.event.status is EventStatus.ACCEPTED for d in details)
+    (hold,) = details[0].holds.values()
+    assert hold.state is HoldState.CIRCUIT_OPEN
+    assert hold.until - hold.since == 3600
+    assert "3 retryable failures in a row, the last: HTTP 503" in hold.reason
+
+
+def test_housekeeping_drops_raw_bodies_past_keep_bodies(tmp_path, monkeypatch):
+    text = CONFIG["rules/main.yaml"].rstrip(" ") + "        defaults: {keep_bodies: 1d}\n"
+    config = {"rules/main.yaml": text}
+    # the event is from 2001 and from a source no rule listens to
+    (detail,) = deliver(tmp_path, monkeypatch, [{"id": 1}], config=config, make_event=unmatched)
+    assert detail.event.has_raw is False
+    assert detail.event.payload == '{"id": 1}'  # the parsed body stays
+
+
+def unmatched(number, payload):
+    return replace(shop_event(number, payload), source="elsewhere", raw=b'{"id": 1}')

@@ -1,10 +1,11 @@
-"""ticketbridge: serve, worker, check, try, events, show, replay, purge, schema (DESIGN §4.2).
+"""ticketbridge: serve, worker, check, try, events, show, replay, purge, resume, schema
+(DESIGN §4.2; `resume` ends a provider's pause).
 
 Exit codes: 0 ok; 1 the thing checked is wrong (config errors, a failed send, no such
 event); 2 usage errors (argparse's own).
 
 The commands live beside this module: running.py (serve, worker), dryrun.py (check, try),
-records.py (events, show, replay, purge, schema); common.py holds what they share.
+records.py (events, show, replay, purge, resume, schema); common.py holds what they share.
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ from bridge.cli.common import (
     _with_store,
 )
 from bridge.cli.dryrun import cmd_check, cmd_try
-from bridge.cli.records import cmd_events, cmd_purge, cmd_replay, cmd_schema, cmd_show
+from bridge.cli.records import (
+    cmd_events,
+    cmd_purge,
+    cmd_replay,
+    cmd_resume,
+    cmd_schema,
+    cmd_show,
+)
 from bridge.cli.running import cmd_serve, cmd_worker
 from bridge.cli.vambe import add_parser as add_vambe_parser
 from bridge.cli.vambe import cmd_vambe_stages
@@ -102,8 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--provider")
 
     purge = commands.add_parser("purge", help="delete finished events older than a duration")
+    _add_config(purge)
     _add_db(purge)
     purge.add_argument("--older-than", required=True, type=_duration, metavar="DURATION")
+
+    resume = commands.add_parser(
+        "resume", help="end a provider's pause (after a 401/403) now; without one, list pauses"
+    )
+    _add_db(resume)
+    resume.add_argument("provider", nargs="?")
 
     commands.add_parser("schema", help="print the configuration's JSON Schema")
     add_vambe_parser(commands)
@@ -142,6 +157,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "show": cmd_show,
     "replay": cmd_replay,
     "purge": cmd_purge,
+    "resume": cmd_resume,
     "schema": cmd_schema,
     "vambe-stages": cmd_vambe_stages,
 }

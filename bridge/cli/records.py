@@ -6,14 +6,17 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import os
 import sys
 import time
 from functools import partial
 from importlib import resources
+from pathlib import Path
 
 import httpx
 
 from bridge.cli.common import Failed, _load, _with_store
+from bridge.config import Defaults, load_config
 from bridge.ids import new_id
 from bridge.service import Service
 from bridge.store.base import DeliveryStatus, EventStatus, Store
@@ -69,9 +72,11 @@ def cmd_show(args: argparse.Namespace) -> int:
         if detail is None:
             raise Failed(f"no event {args.event_id}")
         if args.json:
-            print(json.dumps(event_detail_json(detail), indent=2, ensure_ascii=False))
+            print(
+                json.dumps(event_detail_json(detail, now=time.time()), indent=2, ensure_ascii=False)
+            )
         else:
-            print(event_detail_text(detail))
+            print(event_detail_text(detail, now=time.time()))
         return 0
 
     return _with_store(args, work)
@@ -106,23 +111,54 @@ async def _replay(args: argparse.Namespace, service: Service, store: Store) -> i
     dead = await store.list_deliveries(
         status=DeliveryStatus.DEAD, provider=args.provider, limit=100_000
     )
-    retried = 0
-    for delivery in dead:
+    # oldest first: retrying a delivery queues the ones its death killed behind it, so each
+    # key keeps its order (and those are no longer dead when their turn in this loop comes)
+    for delivery in reversed(dead):
         if delivery.action is None:
             print(
                 f"{delivery.id}: not retried (it never rendered); "
                 f"replay event {delivery.event_id} instead"
             )
             continue
-        retried += await store.retry_delivery(delivery.id, now=now)
-    print(f"{retried} dead deliveries queued again")
+        await store.retry_delivery(delivery.id, now=now)
+    left = await store.list_deliveries(
+        status=DeliveryStatus.DEAD, provider=args.provider, limit=100_000
+    )
+    print(f"{len(dead) - len(left)} dead deliveries queued again")
     return 0
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
+    # dedupe keys inside the window stay, or a sender's late retry would make a second ticket
+    window = Defaults().dedupe_window
+    if Path(args.rules).is_dir():
+        window = load_config(
+            Path(args.rules), Path(args.templates), os.environ
+        ).defaults.dedupe_window
+
     async def work(store: Store) -> int:
-        counts = await store.purge(before=time.time() - args.older_than)
+        now = time.time()
+        before = now - args.older_than
+        counts = await store.purge(before=before, dedupe_before=min(before, now - window))
         print(f"purged {counts.events} events and {counts.dedupe_keys} dedupe keys")
+        return 0
+
+    return _with_store(args, work)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    async def work(store: Store) -> int:
+        if args.provider:
+            if not await store.release_provider(args.provider):
+                raise Failed(f"provider {args.provider} is not paused")
+            print(f"provider {args.provider} resumed")
+            return 0
+        now = time.time()
+        holds = [h for h in (await store.provider_holds()).values() if h.until > now]
+        for hold in holds:
+            print(f"{hold.provider}  {hold.state.value} until {iso(hold.until)}: {hold.reason}")
+        if not holds:
+            print("no provider is paused", file=sys.stderr)
         return 0
 
     return _with_store(args, work)

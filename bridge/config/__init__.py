@@ -2,6 +2,7 @@
 
 from bridge.config.loader import load_config
 from bridge.config.model import (
+    CircuitBreakerPolicy,
     Config,
     Defaults,
     DocPath,
@@ -17,6 +18,7 @@ from bridge.config.units import parse_duration, parse_size
 from bridge.config.validation import load_schema
 
 __all__ = [
+    "CircuitBreakerPolicy",
     "Config",
     "Defaults",
     "DocPath",

@@ -22,6 +22,7 @@ from typing import Any
 
 from bridge.config.envsubst import interpolate
 from bridge.config.model import (
+    CircuitBreakerPolicy,
     Config,
     Defaults,
     DocPath,
@@ -246,6 +247,9 @@ def _build(
         max_body=parse_size(raw_defaults.get("max_body", "1MiB")),
         keep_bodies=None if keep is None else parse_duration(keep),
         retry=_retry(raw_defaults.get("retry", {})),
+        circuit_breaker=_breaker(raw_defaults.get("circuit_breaker", {})),
+        lease=parse_duration(raw_defaults.get("lease", "30s")),
+        shutdown_grace=parse_duration(raw_defaults.get("shutdown_grace", "10s")),
         trusted_proxies=tuple(raw_defaults.get("trusted_proxies", ())),
     )
     sources = {
@@ -273,6 +277,9 @@ def _build(
             retry=_retry({**raw_defaults.get("retry", {}), **raw.get("retry", {})}),
             rate_limit=_rate_limit(raw.get("rate_limit")),
             concurrency=int(raw.get("concurrency", 4)),
+            circuit_breaker=_breaker(
+                {**raw_defaults.get("circuit_breaker", {}), **raw.get("circuit_breaker", {})}
+            ),
             location=locations[("providers", name)],
         )
         for name, raw in data["providers"].items()
@@ -293,6 +300,12 @@ def _build(
 def _retry(raw: Mapping[str, Any]) -> RetryPolicy:
     convert: dict[str, Callable[[Any], Any]] = {"max_attempts": int, "factor": float}
     return RetryPolicy(**{k: convert.get(k, parse_duration)(v) for k, v in raw.items()})
+
+
+def _breaker(raw: Mapping[str, Any]) -> CircuitBreakerPolicy:
+    return CircuitBreakerPolicy(
+        failures=int(raw.get("failures", 5)), cooldown=parse_duration(raw.get("cooldown", "30s"))
+    )
 
 
 def _rate_limit(raw: Mapping[str, Any] | None) -> RateLimit | None:

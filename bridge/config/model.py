@@ -41,6 +41,15 @@ class RetryPolicy:
     cap: float = 3600.0
     max_age: float = 48 * 3600.0
     retry_after_cap: float = 3600.0
+    auth_pause: float = 15 * 60.0  # a 401/403 pauses the provider this long (or until resumed)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CircuitBreakerPolicy:
+    """After `failures` retryable failures in a row, start nothing for `cooldown` seconds."""
+
+    failures: int = 5
+    cooldown: float = 30.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,6 +65,9 @@ class Defaults:
     max_body: int = MIB  # bytes
     keep_bodies: float | None = None  # seconds; None keeps raw bodies until purge
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    circuit_breaker: CircuitBreakerPolicy = field(default_factory=CircuitBreakerPolicy)
+    lease: float = 30.0  # a worker holds a claimed delivery this long, renewing while it runs
+    shutdown_grace: float = 10.0  # on SIGTERM, in-flight deliveries get this long to finish
     trusted_proxies: tuple[str, ...] = ()  # addresses / networks whose X-Forwarded-* count
 
 
@@ -83,6 +95,7 @@ class ProviderConfig:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     rate_limit: RateLimit | None = None
     concurrency: int = 4
+    circuit_breaker: CircuitBreakerPolicy = field(default_factory=CircuitBreakerPolicy)
     location: Location
 
 

@@ -10,8 +10,12 @@ Semantics every implementation keeps (tests/store/test_contract.py holds them):
   seen for the source within the window answers with the first event's id, stores nothing.
 - claim_unrouted / claim_due hand each item to one caller at a time, under a lease; an item
   whose lease ran out can be claimed again (a crashed worker's work is taken over).
-- claim_due never hands out a delivery while an earlier one of the same (provider, correlate)
-  is unfinished (pending, in flight or being retried): per-key order.
+- per-key order: a delivery whose (provider, correlate) key has an earlier unfinished delivery
+  (pending, waiting, in flight) is stored `waiting` and never claimed; when the earlier one
+  ends done or skipped, the next one becomes pending at once; when it ends dead, every later
+  queued one of the key goes dead too, `blocked_by` naming it, and retrying it queues them
+  again behind it.
+- claim_due skips providers under a hold (paused, circuit open) until the hold's `until`.
 - finish_attempt records the attempt, the delivery's new state, the correlate map (on success)
   and the event's status in one transaction, and only if the claim's lease is still held.
 """
@@ -140,6 +144,8 @@ class Delivery:
     last_error: str | None
     ticket_ref: Mapping[str, str] | None
     attempt_log: Sequence[Attempt] = field(default_factory=tuple)
+    # waiting: the delivery just before it on its key; dead: the one whose death killed it
+    blocked_by: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -164,12 +170,31 @@ class AttemptResult:
     last_error: str | None = None
     ticket_ref: Mapping[str, str] | None = None  # written to the correlate map on DONE
     ticket_open: bool | None = None  # the ticket's state after this action, when known
+    spends_try: bool = True  # False: not counted against the retry budget (paused, interrupted)
+    hold: ProviderHold | None = None  # put on the provider in the same transaction
+
+
+class HoldState(enum.StrEnum):
+    PAUSED = "paused"  # the provider refused our credentials (401/403)
+    CIRCUIT_OPEN = "circuit_open"  # too many retryable failures in a row
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProviderHold:
+    """Nothing is sent to `provider` until `until` (or until the hold is released)."""
+
+    provider: str
+    state: HoldState
+    since: float
+    until: float
+    reason: str
 
 
 @dataclass(frozen=True, kw_only=True)
 class EventDetail:
     event: StoredEvent
     deliveries: Sequence[Delivery]  # each with its attempt_log
+    holds: Mapping[str, ProviderHold] = field(default_factory=dict)  # of its providers, by name
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -215,9 +240,21 @@ class Store(abc.ABC):
     # -- the worker's delivery step ----------------------------------------------------
 
     @abc.abstractmethod
-    async def claim_due(self, *, now: float, limit: int, lease: float) -> list[Claim]:
+    async def claim_due(
+        self,
+        *,
+        now: float,
+        limit: int,
+        lease: float,
+        per_provider: Mapping[str, int] | None = None,
+    ) -> list[Claim]:
         """Due deliveries (pending with next_attempt_at <= now, or in flight with a lapsed
-        lease), oldest first, never two of one (provider, correlate) key out of order."""
+        lease), oldest first, never two of one (provider, correlate) key out of order, none
+        of a held provider; at most `limit` in all and `per_provider[name]` of a named one."""
+
+    @abc.abstractmethod
+    async def extend_leases(self, claims: Sequence[Claim], *, until: float) -> None:
+        """Keep holding these claims until `until` (the worker renews what it is running)."""
 
     @abc.abstractmethod
     async def finish_attempt(self, claim: Claim, result: AttemptResult, *, now: float) -> bool:
@@ -225,8 +262,23 @@ class Store(abc.ABC):
         (nothing is written then)."""
 
     @abc.abstractmethod
-    async def next_wakeup(self) -> float | None:
-        """The earliest time something will be due (a retry, a lease running out), or None."""
+    async def next_wakeup(self, *, now: float, skip: Sequence[str] = ()) -> float | None:
+        """The earliest time something will be due (a retry, a lease running out, a hold
+        ending), or None; deliveries of held providers and of those in `skip` left out."""
+
+    # -- provider holds --------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def hold_provider(self, hold: ProviderHold) -> None:
+        """Hold the provider back (replacing any hold it has)."""
+
+    @abc.abstractmethod
+    async def release_provider(self, provider: str) -> bool:
+        """End the provider's hold now; False when it had none."""
+
+    @abc.abstractmethod
+    async def provider_holds(self) -> dict[str, ProviderHold]:
+        """Every recorded hold, by provider (those whose `until` passed included)."""
 
     # -- reading and steering ------------------------------------------------------------
 
@@ -260,9 +312,19 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def retry_delivery(self, delivery_id: str, *, now: float) -> bool:
         """Queue a dead, skipped or cancelled delivery again with its stored action and a
-        fresh retry budget; False when there is no such delivery or it is not final."""
+        fresh retry budget, with the deliveries its death killed waiting behind it (a delivery
+        killed by another's death is retried from that one); False when there is no such
+        delivery or it is not final."""
 
     @abc.abstractmethod
-    async def purge(self, *, before: float) -> PurgeCounts:
+    async def purge(
+        self, *, before: float | None, dedupe_before: float | None = None
+    ) -> PurgeCounts:
         """Delete events received before `before` (with their deliveries and attempts) once
-        all their deliveries are final, and dedupe keys recorded before it."""
+        all their deliveries are final (no events when None), and dedupe keys recorded
+        before `dedupe_before` (default: `before`)."""
+
+    @abc.abstractmethod
+    async def drop_bodies(self, *, before: float) -> int:
+        """Forget the raw bodies of events received before `before` (defaults.keep_bodies);
+        how many were dropped."""

@@ -13,13 +13,14 @@ import asyncio
 import functools
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
 from bridge.exceptions import StoreError, StoreUnavailable
 from bridge.store import sqlite_admin as admin
+from bridge.store import sqlite_deliveries as deliveries
 from bridge.store import sqlite_queries as queries
 from bridge.store.base import (
     AttemptResult,
@@ -30,6 +31,7 @@ from bridge.store.base import (
     EventStatus,
     IngestResult,
     NewEvent,
+    ProviderHold,
     PurgeCounts,
     Routing,
     Store,
@@ -204,12 +206,30 @@ class SQLiteStore(Store):
 
     # -- delivery ----------------------------------------------------------------------------
 
-    async def claim_due(self, *, now: float, limit: int, lease: float) -> list[Claim]:
+    async def claim_due(
+        self,
+        *,
+        now: float,
+        limit: int,
+        lease: float,
+        per_provider: Mapping[str, int] | None = None,
+    ) -> list[Claim]:
         if limit <= 0:
             return []
         return await self._write(
-            functools.partial(queries.claim_due, now=now, limit=limit, lease=lease)
+            functools.partial(
+                deliveries.claim_due,
+                now=now,
+                limit=limit,
+                lease=lease,
+                per_provider=None if per_provider is None else dict(per_provider),
+            )
         )
+
+    async def extend_leases(self, claims: Sequence[Claim], *, until: float) -> None:
+        if claims:
+            held = [(claim.delivery.id, claim.lease_token) for claim in claims]
+            await self._write(functools.partial(deliveries.extend_leases, claims=held, until=until))
 
     async def finish_attempt(self, claim: Claim, result: AttemptResult, *, now: float) -> bool:
         delivery_id = claim.delivery.id
@@ -217,28 +237,41 @@ class SQLiteStore(Store):
             raise StoreError(
                 f"attempt of {result.attempt.delivery_id} given for delivery {delivery_id}"
             )
-        if result.status is DeliveryStatus.IN_FLIGHT:
-            raise StoreError("an attempt cannot end with the delivery still in flight")
+        if result.status in (DeliveryStatus.IN_FLIGHT, DeliveryStatus.WAITING):
+            raise StoreError(f"an attempt cannot end with the delivery {result.status.value}")
         next_attempt_at = None
-        if result.status in (DeliveryStatus.PENDING, DeliveryStatus.WAITING):
+        if result.status is DeliveryStatus.PENDING:
             next_attempt_at = now if result.next_attempt_at is None else result.next_attempt_at
         return await self._write(
             functools.partial(
-                queries.finish_attempt,
+                deliveries.finish_attempt,
                 delivery_id=delivery_id,
                 lease_token=claim.lease_token,
                 attempt=attempt_params(result.attempt, delivery_id=delivery_id),
                 status=result.status,
+                spends_try=result.spends_try,
                 next_attempt_at=next_attempt_at,
                 last_error=result.last_error,
                 ticket_ref=dumps_optional(result.ticket_ref),
                 ticket_open=result.ticket_open,
+                hold=result.hold,
                 now=now,
             )
         )
 
-    async def next_wakeup(self) -> float | None:
-        return await self._read(queries.next_wakeup)
+    async def next_wakeup(self, *, now: float, skip: Sequence[str] = ()) -> float | None:
+        return await self._read(functools.partial(deliveries.next_wakeup, now=now, skip=list(skip)))
+
+    # -- provider holds ----------------------------------------------------------------------
+
+    async def hold_provider(self, hold: ProviderHold) -> None:
+        await self._write(functools.partial(deliveries.hold_provider, hold=hold))
+
+    async def release_provider(self, provider: str) -> bool:
+        return await self._write(functools.partial(deliveries.release_provider, provider=provider))
+
+    async def provider_holds(self) -> dict[str, ProviderHold]:
+        return await self._read(deliveries.provider_holds)
 
     # -- reading and steering ----------------------------------------------------------------
 
@@ -278,16 +311,33 @@ class SQLiteStore(Store):
             functools.partial(admin.retry_delivery, delivery_id=delivery_id, now=now)
         )
 
-    async def purge(self, *, before: float) -> PurgeCounts:
+    async def purge(
+        self, *, before: float | None, dedupe_before: float | None = None
+    ) -> PurgeCounts:
         events = keys = 0
         while True:  # in chunks, each its own transaction
             purged_events, purged_keys = await self._write(
-                functools.partial(admin.purge_some, before=before, limit=PURGE_CHUNK)
+                functools.partial(
+                    admin.purge_some,
+                    before=before,
+                    dedupe_before=before if dedupe_before is None else dedupe_before,
+                    limit=PURGE_CHUNK,
+                )
             )
             events += purged_events
             keys += purged_keys
             if purged_events < PURGE_CHUNK and purged_keys < PURGE_CHUNK:
                 return PurgeCounts(events=events, dedupe_keys=keys)
+
+    async def drop_bodies(self, *, before: float) -> int:
+        dropped = 0
+        while True:
+            some = await self._write(
+                functools.partial(admin.drop_some_bodies, before=before, limit=PURGE_CHUNK)
+            )
+            dropped += some
+            if some < PURGE_CHUNK:
+                return dropped
 
 
 def _in_read_transaction(

@@ -16,7 +16,11 @@ from bridge.store.base import (
     EventStatus,
     StoredEvent,
 )
-from bridge.store.sqlite_queries import recompute_event_status
+from bridge.store.sqlite_deliveries import (
+    provider_holds,
+    recompute_event_status,
+    settle_queued,
+)
 from bridge.store.sqlite_rows import (
     ATTEMPT_COLUMNS,
     DELIVERY_COLUMNS,
@@ -60,11 +64,15 @@ def get_event(connection: sqlite3.Connection, event_id: str) -> EventDetail | No
     for attempt in attempts:
         log[attempt["delivery_id"]].append(attempt_from_row(attempt))
     deliveries = connection.execute(
-        f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE event_id = ? ORDER BY seq", (event_id,)
+        f"SELECT {DELIVERY_COLUMNS} FROM deliveries AS d WHERE d.event_id = ? ORDER BY d.seq",
+        (event_id,),
     )
+    found = tuple(delivery_from_row(d, log.get(d["id"], ())) for d in deliveries)
+    holds = provider_holds(connection)
     return EventDetail(
         event=event_from_row(row),
-        deliveries=tuple(delivery_from_row(d, log.get(d["id"], ())) for d in deliveries),
+        deliveries=found,
+        holds={d.provider: holds[d.provider] for d in found if d.provider in holds},
     )
 
 
@@ -81,27 +89,60 @@ def list_deliveries(
     limit: int,
 ) -> list[Delivery]:
     where, params = _filters(
-        ("status = ?", None if status is None else status.value), ("provider = ?", provider)
+        ("d.status = ?", None if status is None else status.value), ("d.provider = ?", provider)
     )
-    sql = f"SELECT {DELIVERY_COLUMNS} FROM deliveries {where} ORDER BY seq DESC LIMIT ?"
+    sql = f"SELECT {DELIVERY_COLUMNS} FROM deliveries AS d {where} ORDER BY d.seq DESC LIMIT ?"
     return [delivery_from_row(row) for row in connection.execute(sql, (*params, limit))]
 
 
 _RETRY = f"""
 UPDATE deliveries
 SET status = '{DeliveryStatus.PENDING.value}', tries = 0, queued_at = :now,
-    next_attempt_at = :now, lease_until = NULL, lease_token = NULL
+    next_attempt_at = :now, lease_until = NULL, lease_token = NULL, blocked_by = NULL
 WHERE id = :id AND status IN {FINAL}
+RETURNING event_id
+"""
+# the deliveries its death killed queue again (behind it: settle_queued makes them wait)
+_REQUEUE_FOLLOWERS = f"""
+UPDATE deliveries
+SET status = '{DeliveryStatus.PENDING.value}', tries = 0, queued_at = :now,
+    next_attempt_at = :now, blocked_by = NULL, last_error = NULL
+WHERE blocked_by = :id AND status = '{DeliveryStatus.DEAD.value}'
+RETURNING id, event_id
+"""
+# later queued deliveries of the key wait behind the retried one
+_HOLD_BACK_LATER = f"""
+UPDATE deliveries SET status = '{DeliveryStatus.WAITING.value}'
+WHERE provider = :provider AND correlate = :correlate AND seq > :seq
+  AND status = '{DeliveryStatus.PENDING.value}'
+"""
+_BLOCKER = f"""
+SELECT b.id FROM deliveries AS d JOIN deliveries AS b ON b.id = d.blocked_by
+WHERE d.id = ? AND d.status = '{DeliveryStatus.DEAD.value}'
+  AND b.status = '{DeliveryStatus.DEAD.value}'
 """
 
 
 def retry_delivery(connection: sqlite3.Connection, delivery_id: str, *, now: float) -> bool:
-    row = connection.execute(
-        "SELECT event_id FROM deliveries WHERE id = ?", (delivery_id,)
-    ).fetchone()
-    if row is None or connection.execute(_RETRY, {"id": delivery_id, "now": now}).rowcount == 0:
+    # a delivery killed by an earlier one's death is retried from that one, to keep the order
+    seen = {delivery_id}
+    while (blocker := connection.execute(_BLOCKER, (delivery_id,)).fetchone()) is not None:
+        if blocker[0] in seen:
+            break
+        delivery_id = blocker[0]
+        seen.add(delivery_id)
+    retried = connection.execute(_RETRY, {"id": delivery_id, "now": now}).fetchone()
+    if retried is None:
         return False
-    recompute_event_status(connection, row["event_id"])
+    followers = connection.execute(_REQUEUE_FOLLOWERS, {"id": delivery_id, "now": now}).fetchall()
+    key = connection.execute(
+        "SELECT seq, provider, correlate FROM deliveries WHERE id = ?", (delivery_id,)
+    ).fetchone()
+    if key["correlate"] is not None:
+        connection.execute(_HOLD_BACK_LATER, dict(key))
+    settle_queued(connection, [delivery_id, *(row["id"] for row in followers)])
+    for event_id in {retried["event_id"], *(row["event_id"] for row in followers)}:
+        recompute_event_status(connection, event_id)
     return True
 
 
@@ -115,20 +156,39 @@ LIMIT ?
 """
 
 
-def purge_some(connection: sqlite3.Connection, *, before: float, limit: int) -> tuple[int, int]:
+def purge_some(
+    connection: sqlite3.Connection,
+    *,
+    before: float | None,
+    dedupe_before: float | None,
+    limit: int,
+) -> tuple[int, int]:
     """Purge up to `limit` events and `limit` dedupe keys; return how many of each."""
-    ids = [(row[0],) for row in connection.execute(_PURGEABLE, (before, limit))]
+    ids: list[tuple[str]] = []
+    if before is not None:
+        ids = [(row[0],) for row in connection.execute(_PURGEABLE, (before, limit))]
     connection.executemany(
         "DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE event_id = ?)",
         ids,
     )
     connection.executemany("DELETE FROM deliveries WHERE event_id = ?", ids)
     connection.executemany("DELETE FROM events WHERE id = ?", ids)
-    keys = connection.execute(
-        "DELETE FROM dedupe WHERE rowid IN (SELECT rowid FROM dedupe WHERE created_at < ? LIMIT ?)",
+    keys = 0
+    if dedupe_before is not None:
+        keys = connection.execute(
+            "DELETE FROM dedupe WHERE rowid IN "
+            "(SELECT rowid FROM dedupe WHERE created_at < ? LIMIT ?)",
+            (dedupe_before, limit),
+        ).rowcount
+    return len(ids), keys
+
+
+def drop_some_bodies(connection: sqlite3.Connection, *, before: float, limit: int) -> int:
+    return connection.execute(
+        "UPDATE events SET raw = NULL WHERE id IN "
+        "(SELECT id FROM events WHERE received_at < ? AND raw IS NOT NULL LIMIT ?)",
         (before, limit),
     ).rowcount
-    return len(ids), keys
 
 
 def _filters(*pairs: tuple[str, Any]) -> tuple[str, list[Any]]:

@@ -13,21 +13,16 @@ from bridge.store.base import (
     Delivery,
     DeliveryStatus,
     EventStatus,
+    HoldState,
     NewDelivery,
     NewEvent,
+    ProviderHold,
     StoredEvent,
 )
 
 EVENT_COLUMNS = (
     "id, source, received_at, headers, query, payload, content_type, dedupe_key, status, "
     "routed_at, matched_rules, trace, raw IS NOT NULL AS has_raw"
-)
-DELIVERY_COLUMNS = (
-    "seq, id, event_id, rule, provider, action, correlate, status, attempts, tries, "
-    "created_at, queued_at, next_attempt_at, last_error, ticket_ref"
-)
-ATTEMPT_COLUMNS = (
-    "delivery_id, number, started_at, duration, outcome, status_code, error, response_excerpt"
 )
 
 
@@ -39,6 +34,22 @@ def sql_list(statuses: Sequence[DeliveryStatus]) -> str:
 FINAL = sql_list([status for status in DeliveryStatus if status.is_final])
 UNFINISHED = sql_list([DeliveryStatus.PENDING, DeliveryStatus.WAITING, DeliveryStatus.IN_FLIGHT])
 QUEUED = sql_list([DeliveryStatus.PENDING, DeliveryStatus.WAITING])
+
+# Read from `deliveries AS d`. A waiting delivery's blocked_by is the one just before it on
+# its key, looked up when read (it changes as the key's deliveries finish).
+DELIVERY_COLUMNS = f"""
+d.seq, d.id, d.event_id, d.rule, d.provider, d.action, d.correlate, d.status, d.attempts,
+d.tries, d.created_at, d.queued_at, d.next_attempt_at, d.last_error, d.ticket_ref,
+CASE WHEN d.status = '{DeliveryStatus.WAITING.value}' THEN (
+    SELECT e.id FROM deliveries AS e
+    WHERE e.provider = d.provider AND e.correlate = d.correlate AND e.seq < d.seq
+      AND e.status IN {UNFINISHED}
+    ORDER BY e.seq DESC LIMIT 1)
+ELSE d.blocked_by END AS blocked_by
+"""
+ATTEMPT_COLUMNS = (
+    "delivery_id, number, started_at, duration, outcome, status_code, error, response_excerpt"
+)
 
 
 def dumps(value: Any) -> str:
@@ -141,6 +152,17 @@ def delivery_from_row(row: sqlite3.Row, attempt_log: Sequence[Attempt] = ()) -> 
         last_error=row["last_error"],
         ticket_ref=loads_optional(row["ticket_ref"]),
         attempt_log=tuple(attempt_log),
+        blocked_by=row["blocked_by"],
+    )
+
+
+def hold_from_row(row: sqlite3.Row) -> ProviderHold:
+    return ProviderHold(
+        provider=row["provider"],
+        state=HoldState(row["state"]),
+        since=row["since"],
+        until=row["until"],
+        reason=row["reason"],
     )
 
 

@@ -17,7 +17,7 @@ import pytest
 from bridge.cli import main
 from bridge.providers.awalchat_signing import AwalSigner
 from tests.fakes.awalchat import FakeAwalChat, Ticket
-from tests.helpers import running_server, settled_event, write_tree
+from tests.helpers import poll, running_server, settled_event, show_event, write_tree
 
 SECRET = "awal-e2e-hmac-secret-9f8e7d"
 EVENT_IDS = itertools.count(1)
@@ -248,11 +248,21 @@ def test_closing_a_deal_nobody_has_a_conversation_for_is_skipped(server, fake, c
     assert fake.by_phone("966509999999") is None
 
 
-def test_a_wrong_secret_is_refused_as_unauthorized_without_leaking(server, fake, capsys):
+def test_a_wrong_secret_pauses_the_provider_without_leaking(server, fake, capsys):
     url, db, log, _ = server
-    detail = settled_event(capsys, db, post(url, deal("probe", 1, "0501111111")))
+    event_id = post(url, deal("probe", 1, "0501111111"))
+    detail = poll(
+        lambda: (
+            (d := show_event(capsys, db, event_id))["deliveries"]
+            and d["deliveries"][0]["attempt_log"]
+            and d
+        ),
+        what="the first attempt",
+    )
     (delivery,) = detail["deliveries"]
-    assert delivery["status"] == "dead"
+    assert delivery["status"] == "pending"  # paused: no retry budget spent on a bad secret
+    assert "is paused" in delivery["reason"]
+    assert "ticketbridge resume awal-misconfigured" in delivery["reason"]
     (attempt,) = delivery["attempt_log"]
     assert attempt["outcome"] == "unauthorized"
     assert attempt["status_code"] == 401

@@ -362,7 +362,7 @@ def test_a_retry_waits_for_its_time_and_holds_back_the_rest_of_its_key(
     assert run(store.finish_attempt(claim, retry, now=T0 + 1))
 
     assert run(store.claim_due(now=T0 + 59, limit=10, lease=30)) == []
-    assert run(store.next_wakeup()) == T0 + 60
+    assert run(store.next_wakeup(now=T0)) == T0 + 60
     [again] = run(store.claim_due(now=T0 + 60, limit=10, lease=30))
     assert again.delivery.id == create.id
     assert (again.delivery.attempts, again.delivery.tries) == (1, 1)
@@ -462,13 +462,15 @@ def test_success_writes_the_correlate_map_and_later_claims_see_it(
 
 def test_only_success_writes_the_correlate_map(run: Run[Any], store: Store) -> None:
     event_id = ingest_one(run, store)
-    first, second = (make_delivery(event_id, correlate="chat-1") for _ in range(2))
-    route(run, store, event_id, [first, second])
+    route(run, store, event_id, [make_delivery(event_id, correlate="chat-1")])
     [claim] = run(store.claim_due(now=T0, limit=10, lease=30))
     dead = result_for(claim, DeliveryStatus.DEAD, ticket_ref={"id": "T-9"}, ticket_open=True)
     run(store.finish_attempt(claim, dead, now=T0 + 1))
 
-    [next_claim] = run(store.claim_due(now=T0 + 1, limit=10, lease=30))
+    later = ingest_one(run, store, received_at=T0 + 2)
+    second = make_delivery(later, correlate="chat-1")
+    route(run, store, later, [second], now=T0 + 2)
+    [next_claim] = run(store.claim_due(now=T0 + 2, limit=10, lease=30))
     assert next_claim.delivery.id == second.id
     assert (next_claim.ticket_ref, next_claim.ticket_open) == (None, None)
 
@@ -618,28 +620,28 @@ def test_purge_deletes_old_finished_events_and_old_dedupe_keys(run: Run[Any], st
 
 
 def test_next_wakeup_is_the_earliest_due_time(run: Run[Any], store: Store) -> None:
-    assert run(store.next_wakeup()) is None
+    assert run(store.next_wakeup(now=T0)) is None
 
     event_id = ingest_one(run, store)
-    assert run(store.next_wakeup()) == T0  # an unrouted, unleased event is due at once
+    assert run(store.next_wakeup(now=T0)) == T0  # an unrouted, unleased event is due at once
     run(store.claim_unrouted(now=T0 + 1, limit=10, lease=30))
-    assert run(store.next_wakeup()) == T0 + 31  # its routing lease runs out
+    assert run(store.next_wakeup(now=T0)) == T0 + 31  # its routing lease runs out
 
     a, b = make_delivery(event_id), make_delivery(event_id)
     route(run, store, event_id, [a, b], now=T0 + 5)
-    assert run(store.next_wakeup()) == T0 + 5  # both due at once
+    assert run(store.next_wakeup(now=T0)) == T0 + 5  # both due at once
     [claim_a] = run(store.claim_due(now=T0 + 6, limit=1, lease=100))
     retry = result_for(claim_a, DeliveryStatus.PENDING, next_attempt_at=T0 + 500)
     run(store.finish_attempt(claim_a, retry, now=T0 + 7))
     [claim_b] = run(store.claim_due(now=T0 + 8, limit=10, lease=100))
     assert claim_b.delivery.id == b.id
-    assert run(store.next_wakeup()) == T0 + 108  # b's lease, before a's retry
+    assert run(store.next_wakeup(now=T0)) == T0 + 108  # b's lease, before a's retry
 
     run(store.finish_attempt(claim_b, result_for(claim_b, DeliveryStatus.DONE), now=T0 + 9))
-    assert run(store.next_wakeup()) == T0 + 500
+    assert run(store.next_wakeup(now=T0)) == T0 + 500
     [claim_a] = run(store.claim_due(now=T0 + 500, limit=10, lease=100))
     run(store.finish_attempt(claim_a, result_for(claim_a, DeliveryStatus.DONE), now=T0 + 501))
-    assert run(store.next_wakeup()) is None
+    assert run(store.next_wakeup(now=T0)) is None
 
 
 def test_ping_answers_on_an_open_store(run: Run[Any], store: Store) -> None:

@@ -1,0 +1,235 @@
+"""The Store contract for the delivery guarantees: per-key order made visible (waiting, dead
+behind a dead one, released by a retry), provider holds, per-provider claims, leases kept
+alive, attempts that spend no retry budget, and retention of bodies and dedupe keys."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from bridge.store.base import (
+    DeliveryStatus,
+    EventStatus,
+    HoldState,
+    ProviderHold,
+    Store,
+)
+
+from .conftest import DAY, T0, Run, make_delivery, make_event, result_for
+from .test_contract import WINDOW, ingest_one, route
+
+PENDING, WAITING, DEAD = DeliveryStatus.PENDING, DeliveryStatus.WAITING, DeliveryStatus.DEAD
+
+
+def statuses(run: Run[Any], store: Store, *event_ids: str) -> dict[str, DeliveryStatus]:
+    found = {}
+    for event_id in event_ids:
+        for delivery in run(store.get_event(event_id)).deliveries:
+            found[delivery.id] = delivery.status
+    return found
+
+
+def delivery(run: Run[Any], store: Store, event_id: str, delivery_id: str) -> Any:
+    (found,) = [d for d in run(store.get_event(event_id)).deliveries if d.id == delivery_id]
+    return found
+
+
+def three_on_one_key(run: Run[Any], store: Store) -> tuple[list[str], list[str]]:
+    events = [ingest_one(run, store, received_at=T0 + i) for i in range(3)]
+    deliveries = [make_delivery(e, correlate="order-1") for e in events]
+    for event_id, d in zip(events, deliveries, strict=True):
+        route(run, store, event_id, [d])
+    return events, [d.id for d in deliveries]
+
+
+def test_later_actions_of_a_key_wait_and_name_the_one_before_them(
+    run: Run[Any], store: Store
+) -> None:
+    events, (create, update, close) = three_on_one_key(run, store)
+
+    assert statuses(run, store, *events) == {create: PENDING, update: WAITING, close: WAITING}
+    assert delivery(run, store, events[1], update).blocked_by == create
+    assert delivery(run, store, events[2], close).blocked_by == update
+    assert delivery(run, store, events[0], create).blocked_by is None
+
+
+def test_success_releases_the_next_one_at_once(run: Run[Any], store: Store) -> None:
+    events, (create, update, close) = three_on_one_key(run, store)
+    [claim] = run(store.claim_due(now=T0 + 10, limit=10, lease=30))
+    retry = result_for(claim, PENDING, next_attempt_at=T0 + 100, last_error="503")
+    run(store.finish_attempt(claim, retry, now=T0 + 11))
+    assert statuses(run, store, *events)[update] is WAITING  # a retry still holds the key
+
+    [claim] = run(store.claim_due(now=T0 + 100, limit=10, lease=30))
+    run(store.finish_attempt(claim, result_for(claim, DeliveryStatus.DONE), now=T0 + 101))
+
+    assert statuses(run, store, *events) == {
+        create: DeliveryStatus.DONE,
+        update: PENDING,
+        close: WAITING,
+    }
+    assert delivery(run, store, events[1], update).next_attempt_at == T0 + 101
+    [claim] = run(store.claim_due(now=T0 + 101, limit=10, lease=30))
+    assert claim.delivery.id == update
+
+
+def test_a_skipped_action_releases_the_next_one_too(run: Run[Any], store: Store) -> None:
+    events, (_, update, _) = three_on_one_key(run, store)
+    [claim] = run(store.claim_due(now=T0 + 10, limit=10, lease=30))
+    run(store.finish_attempt(claim, result_for(claim, DeliveryStatus.SKIPPED), now=T0 + 11))
+    assert statuses(run, store, *events)[update] is PENDING
+
+
+def test_a_dead_action_kills_the_rest_of_its_key_naming_itself(run: Run[Any], store: Store) -> None:
+    events, (create, update, close) = three_on_one_key(run, store)
+    other = ingest_one(run, store, received_at=T0 + 5)
+    other_key = make_delivery(other, correlate="order-2")
+    route(run, store, other, [other_key])
+    [first, _] = run(store.claim_due(now=T0 + 10, limit=10, lease=30))
+    dead = result_for(first, DEAD, last_error="HTTP 422: bad requester")
+    run(store.finish_attempt(first, dead, now=T0 + 11))
+
+    assert statuses(run, store, *events, other) == {
+        create: DEAD,
+        update: DEAD,
+        close: DEAD,
+        other_key.id: DeliveryStatus.IN_FLIGHT,
+    }
+    killed = delivery(run, store, events[2], close)
+    assert killed.blocked_by == create
+    assert create in (killed.last_error or "")
+    assert "HTTP 422: bad requester" in (killed.last_error or "")
+    assert killed.attempts == 0
+    assert [run(store.get_event(e)).event.status for e in events] == [EventStatus.FAILED] * 3
+
+
+def test_retrying_the_dead_one_queues_the_ones_it_killed_behind_it(
+    run: Run[Any], store: Store
+) -> None:
+    events, (create, update, close) = three_on_one_key(run, store)
+    [first] = run(store.claim_due(now=T0 + 10, limit=10, lease=30))
+    run(store.finish_attempt(first, result_for(first, DEAD, last_error="422"), now=T0 + 11))
+    # an action for the key that arrives while it is dead is not held back by a dead one
+    late = ingest_one(run, store, received_at=T0 + 20)
+    late_note = make_delivery(late, correlate="order-1")
+    route(run, store, late, [late_note], now=T0 + 20)
+    assert statuses(run, store, late) == {late_note.id: PENDING}
+
+    # retrying a killed one retries from the one that killed it, so the order holds
+    assert run(store.retry_delivery(close, now=T0 + 30))
+
+    assert statuses(run, store, *events, late) == {
+        create: PENDING,
+        update: WAITING,
+        close: WAITING,
+        late_note.id: WAITING,
+    }
+    released = delivery(run, store, events[1], update)
+    assert (released.last_error, released.tries) == (None, 0)
+    assert [run(store.get_event(e)).event.status for e in events] == [EventStatus.ACCEPTED] * 3
+    order = []
+    for step in range(4):
+        [claim] = run(store.claim_due(now=T0 + 40 + step, limit=10, lease=30))
+        order.append(claim.delivery.id)
+        done = result_for(claim, DeliveryStatus.DONE)
+        run(store.finish_attempt(claim, done, now=T0 + 40 + step))
+    assert order == [create, update, close, late_note.id]
+
+
+def test_a_401_attempt_spends_no_try_and_pauses_its_provider_at_once(
+    run: Run[Any], store: Store
+) -> None:
+    event_id = ingest_one(run, store)
+    route(run, store, event_id, [make_delivery(event_id)])
+    [claim] = run(store.claim_due(now=T0, limit=10, lease=30))
+    paused = dataclasses.replace(
+        result_for(claim, PENDING, last_error="HTTP 401"), spends_try=False
+    )
+
+    assert run(store.finish_attempt(claim, paused, now=T0 + 1))
+
+    [stored] = run(store.get_event(event_id)).deliveries
+    assert (stored.status, stored.attempts, stored.tries) == (PENDING, 1, 0)
+    assert stored.next_attempt_at == T0 + 1
+    assert len(stored.attempt_log) == 1
+
+
+def test_a_held_provider_is_not_claimed_until_the_hold_ends_or_is_released(
+    run: Run[Any], store: Store
+) -> None:
+    event_id = ingest_one(run, store)
+    desk, other = make_delivery(event_id, provider="desk"), make_delivery(event_id)
+    route(run, store, event_id, [desk, other])
+    hold = ProviderHold(
+        provider="desk", state=HoldState.PAUSED, since=T0, until=T0 + 900, reason="HTTP 401"
+    )
+    run(store.hold_provider(hold))
+
+    [claim] = run(store.claim_due(now=T0 + 1, limit=10, lease=30))
+    assert claim.delivery.id == other.id
+    assert run(store.provider_holds()) == {"desk": hold}
+    assert run(store.get_event(event_id)).holds == {"desk": hold}
+    # the held provider's due delivery is no reason to wake; the end of the hold is
+    assert run(store.next_wakeup(now=T0 + 1)) == T0 + 31  # the other's lease
+    run(store.finish_attempt(claim, result_for(claim, DeliveryStatus.DONE), now=T0 + 2))
+    assert run(store.next_wakeup(now=T0 + 2)) == T0 + 900
+
+    [after] = run(store.claim_due(now=T0 + 900, limit=10, lease=30))
+    assert after.delivery.id == desk.id
+    run(store.finish_attempt(after, result_for(after, PENDING), now=T0 + 901))
+    run(store.hold_provider(dataclasses.replace(hold, until=T0 + 5000)))
+    assert run(store.claim_due(now=T0 + 902, limit=10, lease=30)) == []
+    assert run(store.release_provider("desk")) is True
+    assert run(store.release_provider("desk")) is False
+    assert len(run(store.claim_due(now=T0 + 902, limit=10, lease=30))) == 1
+
+
+def test_claims_per_provider_and_for_providers_not_named(run: Run[Any], store: Store) -> None:
+    event_id = ingest_one(run, store)
+    slow = [make_delivery(event_id, provider="slow") for _ in range(5)]
+    fast = [make_delivery(event_id, provider="fast") for _ in range(3)]
+    gone = [make_delivery(event_id, provider="removed") for _ in range(2)]
+    route(run, store, event_id, slow + fast + gone)
+
+    claims = run(store.claim_due(now=T0, limit=10, lease=30, per_provider={"slow": 1, "fast": 0}))
+
+    by_provider: dict[str, int] = {}
+    for claim in claims:
+        by_provider[claim.delivery.provider] = by_provider.get(claim.delivery.provider, 0) + 1
+    assert by_provider == {"slow": 1, "removed": 2}
+    assert run(store.next_wakeup(now=T0, skip=["slow", "fast"])) == T0 + 30  # leases only
+    assert run(store.next_wakeup(now=T0, skip=["fast"])) == T0  # slow has more due
+
+
+def test_extended_leases_are_not_taken_over(run: Run[Any], store: Store) -> None:
+    event_id = ingest_one(run, store)
+    route(run, store, event_id, [make_delivery(event_id), make_delivery(event_id)])
+    kept, lapsing = run(store.claim_due(now=T0, limit=10, lease=30))
+
+    run(store.extend_leases([kept], until=T0 + 60))
+
+    [taken] = run(store.claim_due(now=T0 + 31, limit=10, lease=30))
+    assert taken.delivery.id == lapsing.delivery.id
+    assert run(store.finish_attempt(kept, result_for(kept, DeliveryStatus.DONE), now=T0 + 50))
+
+
+def test_drop_bodies_forgets_old_raw_bodies_only(run: Run[Any], store: Store) -> None:
+    old = ingest_one(run, store)
+    new = ingest_one(run, store, received_at=T0 + 2 * DAY)
+
+    assert run(store.drop_bodies(before=T0 + DAY)) == 1
+
+    assert run(store.get_raw(old)) is None
+    assert run(store.get_raw(new)) == b'{"n": 1}'
+    assert run(store.get_event(old)).event.payload == '{"n": 1}'  # the parsed body stays
+
+
+def test_purge_keeps_dedupe_keys_younger_than_dedupe_before(run: Run[Any], store: Store) -> None:
+    event_id = ingest_one(run, store, dedupe_key="k")
+    route(run, store, event_id, [])
+
+    counts = run(store.purge(before=T0 + 2 * DAY, dedupe_before=T0 - 1))
+
+    assert (counts.events, counts.dedupe_keys) == (1, 0)
+    [again] = run(store.ingest([make_event(dedupe_key="k")], dedupe_window=WINDOW, now=T0 + DAY))
+    assert again.duplicate
