@@ -1,8 +1,9 @@
-"""Per-provider pacing in the worker: a token bucket (rate_limit) and a circuit breaker.
+"""Per-provider pacing: a token bucket (rate_limit), a circuit breaker, a concurrency cap.
 
-Pure state machines over an injected clock: the worker asks how many deliveries a provider
-may start now, and tells them what came of each attempt. Both live in one worker's memory;
-the breaker's openings are also written to the store, so other processes and `show` see them.
+Pure state over an injected clock. The bucket's arithmetic is here, its state in the store
+(taken in the same transaction as the claims it pays for, so the rate is shared by every
+worker process). The breaker and the concurrency cap live in one worker's memory; the
+breaker's openings are also written to the store, so other processes and `show` see them.
 """
 
 from __future__ import annotations
@@ -15,33 +16,33 @@ from bridge.config import CircuitBreakerPolicy, ProviderConfig, RateLimit
 _EPSILON = 1e-9  # a token short by a rounding error is a whole token
 
 
-class TokenBucket:
-    """`per_second` tokens a second, at most `burst` saved up; a start costs one token."""
+@dataclass(frozen=True)
+class Bucket:
+    """A token bucket's state: `tokens` as of `at` (the store keeps one per provider, so the
+    rate holds across every worker process)."""
 
-    def __init__(self, limit: RateLimit, *, now: float) -> None:
-        self.rate = limit.per_second
-        self.burst = max(1, limit.burst)
-        self._tokens = float(self.burst)
-        self._at = now
+    tokens: float
+    at: float
 
-    def _refill(self, now: float) -> None:
-        if now > self._at:
-            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
-            self._at = now
 
-    def available(self, now: float) -> int:
-        self._refill(now)
-        return math.floor(self._tokens + _EPSILON)
+def refill(bucket: Bucket | None, limit: RateLimit, *, now: float) -> float:
+    """The tokens there are at `now`: `per_second` a second since `at`, at most `burst`
+    (a provider never paced before starts with a full bucket)."""
+    if bucket is None:
+        return float(limit.burst)
+    gained = max(0.0, now - bucket.at) * limit.per_second
+    return min(float(limit.burst), bucket.tokens + gained)
 
-    def take(self, count: int, now: float) -> None:
-        self._refill(now)
-        self._tokens -= count
 
-    def next_token_at(self, now: float) -> float:
-        """When one whole token will be there (now, if it is)."""
-        self._refill(now)
-        missing = 1.0 - self._tokens
-        return now if missing <= _EPSILON else now + missing / self.rate
+def whole(tokens: float) -> int:
+    """How many starts `tokens` pay for."""
+    return max(0, math.floor(tokens + _EPSILON))
+
+
+def next_token_at(tokens: float, limit: RateLimit, *, now: float) -> float:
+    """When one whole token will be there (now, if it is)."""
+    missing = 1.0 - tokens
+    return now if missing <= _EPSILON else now + missing / limit.per_second
 
 
 @dataclass
@@ -77,39 +78,31 @@ class CircuitBreaker:
 
 
 class Pace:
-    """One provider's pacing in one worker: concurrency cap, token bucket, circuit breaker."""
+    """One provider's pacing in one worker: concurrency cap and circuit breaker."""
 
-    def __init__(self, provider: ProviderConfig, *, now: float) -> None:
+    def __init__(self, provider: ProviderConfig) -> None:
         self.concurrency = provider.concurrency
-        self.bucket = TokenBucket(provider.rate_limit, now=now) if provider.rate_limit else None
+        self.rate_limit = provider.rate_limit
         self.breaker = CircuitBreaker(provider.circuit_breaker)
         self.in_flight = 0
 
     def room(self, now: float) -> int:
-        """How many deliveries may start now."""
+        """How many deliveries may start now (the rate limit aside: the store applies it)."""
         room = self.concurrency - self.in_flight
         probe = self.breaker.room(now)
         if probe is not None:
             room = min(room, probe - self.in_flight)
-        if self.bucket is not None:
-            room = min(room, self.bucket.available(now))
         return max(0, room)
 
     def free_at(self, now: float) -> float | None:
-        """When room opens without a delivery finishing: a token, the circuit's cooldown.
+        """When room opens without a delivery finishing (the circuit's cooldown ending);
         None when only a finishing delivery can make room (or there is room now)."""
-        if self.in_flight >= self.concurrency:
-            return None
-        if self.breaker.room(now) == 0 and self.breaker.open_until is not None:
+        if self.in_flight < self.concurrency and self.breaker.room(now) == 0:
             return self.breaker.open_until
-        if self.bucket is not None and self.bucket.available(now) < 1:
-            return self.bucket.next_token_at(now)
         return None
 
-    def started(self, now: float) -> None:
+    def started(self) -> None:
         self.in_flight += 1
-        if self.bucket is not None:
-            self.bucket.take(1, now)
 
     def finished(self) -> None:
         self.in_flight -= 1

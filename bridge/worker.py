@@ -20,6 +20,7 @@ import contextlib
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Callable
 from functools import partial
 
@@ -57,9 +58,13 @@ class Worker:
         self.lease = defaults.lease
         self.grace = defaults.shutdown_grace
         now = clock()
-        self._paces = {
-            name: Pace(provider, now=now) for name, provider in service.config.providers.items()
+        self._paces = {name: Pace(provider) for name, provider in service.config.providers.items()}
+        self._rates = {
+            name: provider.rate_limit
+            for name, provider in service.config.providers.items()
+            if provider.rate_limit is not None
         }
+        self._starved: dict[str, float] = {}  # provider -> when its bucket has a token again
         self._running: dict[asyncio.Task[None], Claim] = {}
         self._wakeup = asyncio.Event()
         self._stopping = False
@@ -131,11 +136,13 @@ class Worker:
 
     async def _next_wakeup(self, now: float) -> float:
         """When there may be something to do: the store's next due time (leaving out the
-        providers that have no room now), or when one of those gets room again."""
-        full = [name for name, pace in self._paces.items() if pace.room(now) == 0]
-        times = [pace.free_at(now) for name, pace in self._paces.items() if name in full]
-        stored = await self.store.next_wakeup(now=now, skip=full)
-        return min([t for t in (*times, stored) if t is not None], default=float("inf"))
+        providers that cannot start anything now), or when one of those can again."""
+        blocked = {name: self._starved.get(name) for name in self._starved}
+        for name, pace in self._paces.items():
+            if pace.room(now) == 0:
+                blocked[name] = pace.free_at(now)
+        stored = await self.store.next_wakeup(now=now, skip=list(blocked))
+        return min([t for t in (*blocked.values(), stored) if t is not None], default=float("inf"))
 
     def _next_own_deadline(self) -> float:
         renew = self._renew_at if self._running else float("inf")
@@ -166,12 +173,20 @@ class Worker:
         rooms = {name: pace.room(now) for name, pace in self._paces.items()}
         limit = sum(rooms.values()) + UNCONFIGURED_ROOM
         claims = await self.store.claim_due(
-            now=now, limit=limit, lease=self.lease, per_provider=rooms
+            now=now, limit=limit, lease=self.lease, per_provider=rooms, rates=self._rates
         )
+        claimed = Counter(claim.delivery.provider for claim in claims)
+        self._starved = {}
+        for name, rate in self._rates.items():
+            # fewer than it had room for: no more due, or no more tokens (then wake for one)
+            if claimed[name] < rooms[name]:
+                token_at = await self.store.next_token_at(name, rate, now=now)
+                if token_at > now:
+                    self._starved[name] = token_at
         for claim in claims:
             pace = self._paces.get(claim.delivery.provider)
             if pace is not None:
-                pace.started(now)
+                pace.started()
             task = asyncio.create_task(self._deliver(claim, pace))
             self._running[task] = claim
             task.add_done_callback(self._task_done)

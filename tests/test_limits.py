@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from bridge.config import CircuitBreakerPolicy, ProviderConfig, RateLimit
 from bridge.config.model import Location
-from bridge.limits import CircuitBreaker, Pace, TokenBucket
+from bridge.limits import Bucket, CircuitBreaker, Pace, next_token_at, refill, whole
 
 
 @given(
@@ -18,33 +18,36 @@ from bridge.limits import CircuitBreaker, Pace, TokenBucket
     steps=st.lists(st.floats(min_value=0, max_value=2), min_size=1, max_size=200),
 )
 def test_a_bucket_never_grants_more_than_burst_plus_rate_times_elapsed(rate, burst, steps):
-    bucket = TokenBucket(RateLimit(per_second=rate, burst=burst), now=0.0)
-    now = granted = 0.0
+    limit = RateLimit(per_second=rate, burst=burst)
+    bucket, now, granted = None, 0.0, 0
     for step in steps:
         now += step
-        room = bucket.available(now)
-        bucket.take(room, now)
+        tokens = refill(bucket, limit, now=now)
+        room = whole(tokens)
+        bucket = Bucket(tokens=tokens - room, at=now)
         granted += room
         assert granted <= burst + rate * now + 1e-6
 
 
 def test_a_starved_bucket_says_when_its_next_token_comes():
-    bucket = TokenBucket(RateLimit(per_second=20, burst=1), now=0.0)
-    assert bucket.available(0.0) == 1
-    bucket.take(1, 0.0)
-    assert bucket.available(0.01) == 0
-    assert math.isclose(bucket.next_token_at(0.01), 0.05)
-    assert bucket.available(0.05) == 1
+    limit = RateLimit(per_second=20, burst=1)
+    assert refill(None, limit, now=0.0) == 1.0  # a provider never paced starts full
+    spent = Bucket(tokens=0.0, at=0.0)
+    assert whole(refill(spent, limit, now=0.01)) == 0
+    assert math.isclose(next_token_at(refill(spent, limit, now=0.01), limit, now=0.01), 0.05)
+    assert whole(refill(spent, limit, now=0.05)) == 1
+    assert refill(spent, limit, now=100.0) == 1.0  # never more than the burst
 
 
 def test_a_busy_bucket_grants_its_rate_over_time():
-    bucket = TokenBucket(RateLimit(per_second=20, burst=1), now=0.0)
-    granted, now = 0, 0.0
+    limit = RateLimit(per_second=20, burst=1)
+    bucket, now, granted = None, 0.0, 0
     while now < 10.0:
-        if bucket.available(now):
-            bucket.take(1, now)
-            granted += 1
-        now = bucket.next_token_at(now)
+        tokens = refill(bucket, limit, now=now)
+        room = whole(tokens)
+        granted += room
+        bucket = Bucket(tokens=tokens - room, at=now)
+        now = next_token_at(tokens - room, limit, now=now)
     assert granted in (200, 201)
 
 
@@ -72,20 +75,17 @@ def provider(**fields):
     return ProviderConfig(name="x", type="http", settings={}, location=location, **fields)
 
 
-def test_pace_room_is_the_tightest_of_concurrency_tokens_and_breaker():
-    pace = Pace(provider(concurrency=3, rate_limit=RateLimit(per_second=1, burst=2)), now=0.0)
-    assert pace.room(0.0) == 2  # the bucket's burst
-    pace.started(0.0)
-    pace.started(0.0)
-    assert pace.room(0.0) == 0
-    assert pace.free_at(0.0) == 1.0  # the next token
-    assert pace.room(5.0) == 1  # two tokens back, one slot left of three
-    pace.started(5.0)
-    assert pace.room(10.0) == 0 and pace.free_at(10.0) is None  # full: a finish makes room
+def test_pace_room_is_the_tighter_of_concurrency_and_breaker():
+    pace = Pace(provider(concurrency=3))
+    assert pace.room(0.0) == 3
+    pace.started()
+    pace.started()
+    pace.started()
+    assert pace.room(0.0) == 0 and pace.free_at(0.0) is None  # full: a finish makes room
     for _ in range(3):
         pace.finished()
     for now in (11.0, 12.0, 13.0, 14.0, 15.0):
         pace.breaker.failed(now)
     assert pace.room(16.0) == 0
     assert pace.free_at(16.0) == 45.0  # the breaker's cooldown
-    assert pace.room(45.0) == 1
+    assert pace.room(45.0) == 1  # one probe

@@ -15,7 +15,8 @@ Semantics every implementation keeps (tests/store/test_contract.py holds them):
   ends done or skipped, the next one becomes pending at once; when it ends dead, every later
   queued one of the key goes dead too, `blocked_by` naming it, and retrying it queues them
   again behind it.
-- claim_due skips providers under a hold (paused, circuit open) until the hold's `until`.
+- claim_due skips providers under a hold (paused, circuit open) until the hold's `until`, and
+  takes a rate-limited provider's tokens in the transaction that claims what they pay for.
 - finish_attempt records the attempt, the delivery's new state, the correlate map (on success)
   and the event's status in one transaction, and only if the claim's lease is still held.
 """
@@ -27,6 +28,8 @@ import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from bridge.config import RateLimit
 
 
 class EventStatus(enum.StrEnum):
@@ -247,10 +250,17 @@ class Store(abc.ABC):
         limit: int,
         lease: float,
         per_provider: Mapping[str, int] | None = None,
+        rates: Mapping[str, RateLimit] | None = None,
     ) -> list[Claim]:
         """Due deliveries (pending with next_attempt_at <= now, or in flight with a lapsed
         lease), oldest first, never two of one (provider, correlate) key out of order, none
-        of a held provider; at most `limit` in all and `per_provider[name]` of a named one."""
+        of a held provider; at most `limit` in all and `per_provider[name]` of a named one.
+        A provider in `rates` gets only as many as its token bucket (one per provider in the
+        store, shared by every process) pays for, taken in the same transaction."""
+
+    @abc.abstractmethod
+    async def next_token_at(self, provider: str, rate: RateLimit, *, now: float) -> float:
+        """When the provider's bucket holds a whole token again (`now` if it does)."""
 
     @abc.abstractmethod
     async def extend_leases(self, claims: Sequence[Claim], *, until: float) -> None:

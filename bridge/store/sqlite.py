@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from bridge.config import RateLimit
 from bridge.exceptions import StoreError, StoreUnavailable
 from bridge.store import sqlite_admin as admin
 from bridge.store import sqlite_deliveries as deliveries
@@ -213,6 +214,7 @@ class SQLiteStore(Store):
         limit: int,
         lease: float,
         per_provider: Mapping[str, int] | None = None,
+        rates: Mapping[str, RateLimit] | None = None,
     ) -> list[Claim]:
         if limit <= 0:
             return []
@@ -223,7 +225,13 @@ class SQLiteStore(Store):
                 limit=limit,
                 lease=lease,
                 per_provider=None if per_provider is None else dict(per_provider),
+                rates=dict(rates or {}),
             )
+        )
+
+    async def next_token_at(self, provider: str, rate: RateLimit, *, now: float) -> float:
+        return await self._read(
+            functools.partial(deliveries.next_token, provider=provider, rate=rate, now=now)
         )
 
     async def extend_leases(self, claims: Sequence[Claim], *, until: float) -> None:

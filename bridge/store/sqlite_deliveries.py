@@ -17,6 +17,8 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from bridge.config import RateLimit
+from bridge.limits import Bucket, next_token_at, refill, whole
 from bridge.store.base import Claim, DeliveryStatus, EventStatus, ProviderHold
 from bridge.store.sqlite_rows import (
     ATTEMPT_COLUMNS,
@@ -72,6 +74,7 @@ def claim_due(
     limit: int,
     lease: float,
     per_provider: Mapping[str, int] | None,
+    rates: Mapping[str, RateLimit],
 ) -> list[Claim]:
     rows: list[sqlite3.Row] = []
     if per_provider is None:
@@ -79,13 +82,39 @@ def claim_due(
     else:
         for provider, room in per_provider.items():
             take = min(room, limit - len(rows))
+            rate = rates.get(provider)
+            tokens = 0.0
+            if rate is not None and take > 0:
+                tokens = refill(_bucket(connection, provider), rate, now=now)
+                take = min(take, whole(tokens))
             if take > 0:
-                rows += _due(connection, _ONE_PROVIDER, now=now, limit=take, provider=provider)
+                claimed = _due(connection, _ONE_PROVIDER, now=now, limit=take, provider=provider)
+                rows += claimed
+                if rate is not None and claimed:
+                    connection.execute(_SAVE_BUCKET, (provider, tokens - len(claimed), now))
         rest = limit - len(rows)
         if rest > 0:  # providers not named: ones removed from the configuration since
             named = json.dumps(list(per_provider))
             rows += _due(connection, _OTHER_PROVIDERS, now=now, limit=rest, named=named)
     return [_lease(connection, row, now=now, lease=lease) for row in rows]
+
+
+_BUCKET = "SELECT tokens, at FROM rate_buckets WHERE provider = ?"
+_SAVE_BUCKET = """
+INSERT INTO rate_buckets (provider, tokens, at) VALUES (?, ?, ?)
+ON CONFLICT (provider) DO UPDATE SET tokens = excluded.tokens, at = excluded.at
+"""
+
+
+def _bucket(connection: sqlite3.Connection, provider: str) -> Bucket | None:
+    row = connection.execute(_BUCKET, (provider,)).fetchone()
+    return None if row is None else Bucket(tokens=row["tokens"], at=row["at"])
+
+
+def next_token(
+    connection: sqlite3.Connection, *, provider: str, rate: RateLimit, now: float
+) -> float:
+    return next_token_at(refill(_bucket(connection, provider), rate, now=now), rate, now=now)
 
 
 def _due(connection: sqlite3.Connection, which: str, **params: Any) -> list[sqlite3.Row]:

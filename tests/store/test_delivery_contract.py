@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from bridge.config import RateLimit
 from bridge.store.base import (
     DeliveryStatus,
     EventStatus,
@@ -233,3 +234,22 @@ def test_purge_keeps_dedupe_keys_younger_than_dedupe_before(run: Run[Any], store
     assert (counts.events, counts.dedupe_keys) == (1, 0)
     [again] = run(store.ingest([make_event(dedupe_key="k")], dedupe_window=WINDOW, now=T0 + DAY))
     assert again.duplicate
+
+
+def test_a_rate_limited_provider_gets_only_what_its_shared_bucket_pays_for(
+    run: Run[Any], store: Store
+) -> None:
+    event_id = ingest_one(run, store)
+    route(run, store, event_id, [make_delivery(event_id, provider="desk") for _ in range(6)])
+    rate = {"desk": RateLimit(per_second=2, burst=2)}
+    room = {"desk": 10}
+
+    first = run(store.claim_due(now=T0, limit=10, lease=30, per_provider=room, rates=rate))
+    assert len(first) == 2  # a full bucket: the burst
+    # the bucket is in the store: any other process claiming now finds it empty
+    assert run(store.claim_due(now=T0, limit=10, lease=30, per_provider=room, rates=rate)) == []
+    assert run(store.next_token_at("desk", rate["desk"], now=T0)) == T0 + 0.5
+
+    later = run(store.claim_due(now=T0 + 1, limit=10, lease=30, per_provider=room, rates=rate))
+    assert len(later) == 2  # two tokens a second
+    assert run(store.next_token_at("desk", rate["desk"], now=T0 + 10)) == T0 + 10
