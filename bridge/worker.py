@@ -22,6 +22,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 
 from bridge.attempts import decide, interrupted, prepare
@@ -153,7 +154,9 @@ class Worker:
         for event in events:
             now = self.clock()
             routing = route_event(self.service, event, now=now, new_id=partial(new_id, "dlv"))
-            await self.store.save_routing(routing, now=now)
+            routing = replace(routing, only_if_unrouted=True)
+            if not await self.store.save_routing(routing, now=now):
+                continue  # another worker routed it while this one's lease ran out
             log.info(
                 "routed",
                 extra={

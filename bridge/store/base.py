@@ -116,6 +116,9 @@ class Routing:
     deliveries: Sequence[NewDelivery]
     # a replay: the event's dead deliveries are cancelled, superseded by the new ones
     supersede_dead: bool = False
+    # the worker's routing of an event it claimed: stored only if no other worker (whose
+    # routing lease ran out meanwhile) routed the event first; a replay stores regardless
+    only_if_unrouted: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -235,10 +238,11 @@ class Store(abc.ABC):
         """Events not yet routed (and not leased by another router), oldest first."""
 
     @abc.abstractmethod
-    async def save_routing(self, routing: Routing, *, now: float) -> None:
+    async def save_routing(self, routing: Routing, *, now: float) -> bool:
         """Mark the event routed and add its deliveries; also used by replay (which adds
         deliveries to an event routed before). The event's status follows its deliveries:
-        unmatched when it has none."""
+        unmatched when it has none. With `only_if_unrouted`, an event already routed is left
+        as it is (False is returned); else True."""
 
     # -- the worker's delivery step ----------------------------------------------------
 

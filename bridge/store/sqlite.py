@@ -186,14 +186,14 @@ class SQLiteStore(Store):
             functools.partial(queries.claim_unrouted, now=now, limit=limit, lease=lease)
         )
 
-    async def save_routing(self, routing: Routing, *, now: float) -> None:
+    async def save_routing(self, routing: Routing, *, now: float) -> bool:
         for delivery in routing.deliveries:
             if delivery.event_id != routing.event_id:
                 raise StoreError(
                     f"delivery {delivery.id} belongs to event {delivery.event_id}, "
                     f"not {routing.event_id}"
                 )
-        await self._write(
+        return await self._write(
             functools.partial(
                 queries.save_routing,
                 event_id=routing.event_id,
@@ -201,6 +201,7 @@ class SQLiteStore(Store):
                 trace=dumps(list(routing.trace)),
                 deliveries=[delivery_params(d, now=now) for d in routing.deliveries],
                 supersede_dead=routing.supersede_dead,
+                only_if_unrouted=routing.only_if_unrouted,
                 now=now,
             )
         )

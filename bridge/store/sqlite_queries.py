@@ -96,16 +96,21 @@ def save_routing(
     trace: str,
     deliveries: Sequence[dict[str, Any]],
     supersede_dead: bool,
+    only_if_unrouted: bool,
     now: float,
-) -> None:
-    if connection.execute("SELECT 1 FROM events WHERE id = ?", (event_id,)).fetchone() is None:
+) -> bool:
+    row = connection.execute("SELECT routed_at FROM events WHERE id = ?", (event_id,)).fetchone()
+    if row is None:
         raise StoreError(f"there is no event {event_id} to route")
+    if only_if_unrouted and row["routed_at"] is not None:
+        return False
     if supersede_dead:
         connection.execute(_SUPERSEDE, (event_id,))
     connection.executemany(_INSERT_DELIVERY, deliveries)
     settle_queued(connection, [d["id"] for d in deliveries if d["correlate"] is not None])
     connection.execute(_MARK_ROUTED, (now, matched_rules, trace, event_id))
     recompute_event_status(connection, event_id)
+    return True
 
 
 def ping(connection: sqlite3.Connection) -> None:

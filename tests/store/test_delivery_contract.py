@@ -13,6 +13,7 @@ from bridge.store.base import (
     EventStatus,
     HoldState,
     ProviderHold,
+    Routing,
     Store,
 )
 
@@ -253,3 +254,31 @@ def test_a_rate_limited_provider_gets_only_what_its_shared_bucket_pays_for(
     later = run(store.claim_due(now=T0 + 1, limit=10, lease=30, per_provider=room, rates=rate))
     assert len(later) == 2  # two tokens a second
     assert run(store.next_token_at("desk", rate["desk"], now=T0 + 10)) == T0 + 10
+
+
+def test_a_worker_whose_routing_lease_ran_out_does_not_route_the_event_twice(
+    run: Run[Any], store: Store
+) -> None:
+    event_id = ingest_one(run, store)
+    [slow] = run(store.claim_unrouted(now=T0, limit=10, lease=5))
+    [fast] = run(store.claim_unrouted(now=T0 + 6, limit=10, lease=5))  # the lease lapsed
+    assert slow.id == fast.id == event_id
+
+    def routing(delivery_count: int) -> Routing:
+        return Routing(
+            event_id=event_id,
+            matched_rules=("rule-1",),
+            trace=[],
+            deliveries=[make_delivery(event_id) for _ in range(delivery_count)],
+            only_if_unrouted=True,
+        )
+
+    assert run(store.save_routing(routing(1), now=T0 + 7)) is True
+    assert run(store.save_routing(routing(2), now=T0 + 8)) is False
+
+    detail = run(store.get_event(event_id))
+    assert len(detail.deliveries) == 1 and detail.event.routed_at == T0 + 7
+    # a replay routes a routed event again
+    replay = dataclasses.replace(routing(1), only_if_unrouted=False, supersede_dead=True)
+    assert run(store.save_routing(replay, now=T0 + 9)) is True
+    assert len(run(store.get_event(event_id)).deliveries) == 2
