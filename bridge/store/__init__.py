@@ -17,15 +17,18 @@ def open_store(url: str) -> Store:
     - `sqlite:///relative/path.db`, `sqlite:////absolute/path.db`, or a bare path: SQLite;
       `?synchronous=normal` trades the last commits before a power cut for speed
       (default `full`).
-    - `postgresql://...`: not available yet.
+    - `postgresql://user:password@host:5432/dbname?...` or `postgres://...`: PostgreSQL,
+      the URL passed to libpq as it is (`sslmode`, `options=-csearch_path%3Dschema`, ...).
     """
     if "://" not in url:
         return _sqlite(url, {})
     parts = urlsplit(url)
     if parts.scheme in ("postgresql", "postgres"):
-        raise StoreError("PostgreSQL store not available yet")
+        return _postgres(url)
     if parts.scheme != "sqlite":
-        raise StoreError(f"unknown store URL scheme {parts.scheme!r} (expected sqlite://)")
+        raise StoreError(
+            f"unknown store URL scheme {parts.scheme!r} (expected sqlite:// or postgresql://)"
+        )
     if parts.netloc:
         raise StoreError(
             f"store URL {url!r} has a host; write sqlite:///relative.db or sqlite:////abs.db"
@@ -50,3 +53,9 @@ def _sqlite(path: str, options: dict[str, list[str]]) -> Store:
     if len(synchronous) != 1:
         raise StoreError("synchronous is given more than once")
     return SQLiteStore(Path(path), synchronous=synchronous[0])
+
+
+def _postgres(url: str) -> Store:
+    from bridge.store.postgres import PostgresStore
+
+    return PostgresStore(url)

@@ -2,15 +2,27 @@
 
 The contract tests (test_contract.py) take `store` and use only the Store interface, so a
 backend joins them by adding one entry to BACKENDS.
+
+The PostgreSQL backend runs on the server named by BRIDGE_TEST_DATABASE_URL (for example
+`postgresql://postgres@127.0.0.1:5432/test`), each test in a schema of its own, created for
+it and dropped after it. Without the variable, or when the server does not answer, its tests
+are skipped, and the summary says why.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import os
+import secrets
 from collections.abc import Callable, Coroutine, Iterator, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
+import psycopg
 import pytest
 
 from bridge.store.base import (
@@ -22,6 +34,7 @@ from bridge.store.base import (
     NewEvent,
     Store,
 )
+from bridge.store.postgres import PostgresStore
 from bridge.store.sqlite import SQLiteStore
 
 T = TypeVar("T")
@@ -31,12 +44,62 @@ T0 = 1_700_000_000.0  # the clock of every test starts here
 DAY = 86_400.0
 
 
-def _sqlite(tmp_path: Path) -> Store:
-    return SQLiteStore(tmp_path / "db" / "bridge.db")
+DATABASE_URL_VARIABLE = "BRIDGE_TEST_DATABASE_URL"
 
 
-# name -> how to make an unopened store in a fresh temporary directory
-BACKENDS: dict[str, Callable[[Path], Store]] = {"sqlite": _sqlite}
+@contextlib.contextmanager
+def _sqlite(tmp_path: Path) -> Iterator[Store]:
+    yield SQLiteStore(tmp_path / "db" / "bridge.db")
+
+
+@contextlib.contextmanager
+def _postgresql(tmp_path: Path) -> Iterator[Store]:
+    with scratch_schema() as url:
+        yield PostgresStore(url, max_connections=4)
+
+
+# name -> an unopened store on fresh, empty storage (in a fresh temporary directory), which
+# is thrown away when the context ends
+BACKENDS: dict[str, Callable[[Path], AbstractContextManager[Store]]] = {
+    "postgresql": _postgresql,
+    "sqlite": _sqlite,
+}
+
+
+def postgres_server() -> str:
+    """The test server's URL; skips the test when there is none or it does not answer."""
+    url = os.environ.get(DATABASE_URL_VARIABLE)
+    if not url:
+        pytest.skip(f"PostgreSQL backend: {DATABASE_URL_VARIABLE} is not set")
+    problem = _unreachable(url)
+    if problem is not None:
+        pytest.skip(f"PostgreSQL backend: {DATABASE_URL_VARIABLE} does not answer: {problem}")
+    return url
+
+
+@functools.cache
+def _unreachable(url: str) -> str | None:
+    """Why the server cannot be used (asked once per run), or None."""
+    try:
+        with psycopg.connect(url, connect_timeout=3):
+            return None
+    except psycopg.Error as exc:
+        return str(exc).strip().splitlines()[0]
+
+
+@contextlib.contextmanager
+def scratch_schema() -> Iterator[str]:
+    """A URL whose connections work in a new, empty schema; the schema is dropped after."""
+    server = postgres_server()
+    schema = f"t_{secrets.token_hex(6)}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {schema}".encode())
+    try:
+        option = quote(f"-csearch_path={schema}", safe="")
+        yield f"{server}{'&' if '?' in server else '?'}options={option}"
+    finally:
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(f"DROP SCHEMA {schema} CASCADE".encode())
 
 
 @pytest.fixture
@@ -48,12 +111,12 @@ def run() -> Iterator[Run[Any]]:
 
 @pytest.fixture(params=sorted(BACKENDS))
 def store(request: pytest.FixtureRequest, run: Run[Any], tmp_path: Path) -> Iterator[Store]:
-    store = BACKENDS[request.param](tmp_path)
-    run(store.open())
-    try:
-        yield store
-    finally:
-        run(store.close())
+    with BACKENDS[request.param](tmp_path) as store:
+        run(store.open())
+        try:
+            yield store
+        finally:
+            run(store.close())
 
 
 _counter = iter(range(1, 1_000_000))

@@ -282,3 +282,12 @@ def test_a_worker_whose_routing_lease_ran_out_does_not_route_the_event_twice(
     replay = dataclasses.replace(routing(1), only_if_unrouted=False, supersede_dead=True)
     assert run(store.save_routing(replay, now=T0 + 9)) is True
     assert len(run(store.get_event(event_id)).deliveries) == 2
+
+
+def test_a_dedupe_key_with_a_nul_character_is_stored_and_dedupes(
+    run: Run[Any], store: Store
+) -> None:
+    # a sender's JSON may carry "\u0000" in the field the dedupe key is read from
+    first = ingest_one(run, store, dedupe_key="order\x001")
+    [again] = run(store.ingest([make_event(dedupe_key="order\x001")], dedupe_window=WINDOW, now=T0))
+    assert again.duplicate and again.event_id == first

@@ -436,7 +436,6 @@ def test_open_store_reads_sqlite_urls(url: str, expected: Path, synchronous: str
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("postgresql://user@host/db", "PostgreSQL store not available yet"),
         ("mysql://host/db", "unknown store URL scheme"),
         ("sqlite://host/x.db", "has a host"),
         ("sqlite:///x.db?fast=yes", "unknown SQLite store option"),
