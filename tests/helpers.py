@@ -211,3 +211,82 @@ def running_server(
         rules=rules, templates=templates, db=db, env=env, log=log, extra=extra
     ) as server:
         yield server.url
+
+
+@dataclass
+class WorkerProcess:
+    """A running `ticketbridge worker` process (no HTTP surface): the process and its log."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, nothing gets to finish, release or clean up."""
+        self.process.kill()
+        self.process.wait(timeout=20)
+
+    def terminate(self, *, timeout: float = 20.0) -> int:
+        """SIGTERM and wait (bounded) for the process to exit; its exit code."""
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"worker did not exit within {timeout}s of SIGTERM:\n{self.log.read_text()[-3000:]}"
+            ) from None
+
+
+@contextlib.contextmanager
+def worker_process(
+    *,
+    rules: Path,
+    templates: Path,
+    db: str,
+    env: Mapping[str, str] | None = None,
+    log: Path,
+    extra: Sequence[str] = (),
+) -> Iterator[WorkerProcess]:
+    """`ticketbridge worker` as a real process, once it has logged that it started.
+
+    Like server_process: the test may `kill()` or `terminate()` it inside the block; on
+    leaving, a process still running gets SIGTERM (then SIGKILL after 20 s). `log` is appended
+    to, so several workers may share one file only if the test does not care whose line is whose.
+    """
+    command = [
+        sys.executable,
+        "-m",
+        "bridge",
+        "worker",
+        "--rules",
+        str(rules),
+        "--templates",
+        str(templates),
+        "--db",
+        db,
+        *extra,
+    ]
+    start = log.stat().st_size if log.exists() else 0  # only this run's lines count
+    with open(log, "ab") as out:
+        process = subprocess.Popen(
+            command, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT
+        )
+
+    def started() -> bool:
+        with open(log, "rb") as lines:
+            lines.seek(start)
+            text = lines.read().decode("utf-8", "replace")
+        if process.poll() is not None:
+            raise AssertionError(f"worker exited with {process.returncode}:\n{text[-3000:]}")
+        return '"action": "worker_start"' in text
+
+    try:
+        poll(started, timeout=30, interval=0.05, what="the worker to start")
+        yield WorkerProcess(process=process, log=log)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
