@@ -204,6 +204,23 @@ class EventDetail:
 
 
 @dataclass(frozen=True, kw_only=True)
+class QueueStats:
+    # (provider, status) -> how many deliveries; every status that has any
+    deliveries: Mapping[tuple[str, DeliveryStatus], int]
+    unrouted: int  # events stored but not routed yet
+    # the received_at of the oldest event with work left (unrouted, or an unfinished
+    # delivery), or None when nothing is left to do
+    oldest_unfinished: float | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Activity:
+    start: float  # the bucket covers [start, start + bucket)
+    received: int  # events received in it
+    delivered: int  # deliveries that ended done in it (by their successful attempt's end)
+
+
+@dataclass(frozen=True, kw_only=True)
 class PurgeCounts:
     events: int
     dedupe_keys: int
@@ -304,14 +321,31 @@ class Store(abc.ABC):
         status: EventStatus | None = None,
         limit: int = 50,
         before: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
     ) -> list[StoredEvent]:
-        """Newest first; `before` is an event id to page from (exclusive)."""
+        """Newest first; `before` is an event id to page from (exclusive); `since` and
+        `until` bound received_at (since <= received_at < until)."""
+
+    @abc.abstractmethod
+    async def queue_stats(self) -> QueueStats:
+        """How many deliveries there are by provider and status, and how old the oldest
+        unfinished work is (for /metrics and the admin overview)."""
+
+    @abc.abstractmethod
+    async def activity(self, *, since: float, until: float, bucket: float) -> list[Activity]:
+        """Events received and deliveries done per `bucket` seconds in [since, until), one
+        entry per bucket (zeros included), oldest first."""
 
     @abc.abstractmethod
     async def get_event(self, event_id: str) -> EventDetail | None: ...
 
     @abc.abstractmethod
     async def get_raw(self, event_id: str) -> bytes | None: ...
+
+    @abc.abstractmethod
+    async def get_delivery(self, delivery_id: str) -> Delivery | None:
+        """One delivery with its attempt log, or None."""
 
     @abc.abstractmethod
     async def list_deliveries(

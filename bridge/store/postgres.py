@@ -31,7 +31,9 @@ from bridge.store import postgres_admin as admin
 from bridge.store import postgres_deliveries as deliveries
 from bridge.store import postgres_pacing as pacing
 from bridge.store import postgres_queries as queries
+from bridge.store import postgres_stats as stats
 from bridge.store.base import (
+    Activity,
     AttemptResult,
     Claim,
     Delivery,
@@ -42,6 +44,7 @@ from bridge.store.base import (
     NewEvent,
     ProviderHold,
     PurgeCounts,
+    QueueStats,
     Routing,
     Store,
     StoredEvent,
@@ -312,11 +315,27 @@ class PostgresStore(Store):
         status: EventStatus | None = None,
         limit: int = 50,
         before: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
     ) -> list[StoredEvent]:
         return await self._read(
             functools.partial(
-                admin.list_events, source=source, status=status, limit=limit, before=before
+                admin.list_events,
+                source=source,
+                status=status,
+                limit=limit,
+                before=before,
+                since=since,
+                until=until,
             )
+        )
+
+    async def queue_stats(self) -> QueueStats:
+        return await self._read(stats.queue_stats)
+
+    async def activity(self, *, since: float, until: float, bucket: float) -> list[Activity]:
+        return await self._read(
+            functools.partial(stats.activity, since=since, until=until, bucket=bucket)
         )
 
     async def get_event(self, event_id: str) -> EventDetail | None:
@@ -324,6 +343,9 @@ class PostgresStore(Store):
 
     async def get_raw(self, event_id: str) -> bytes | None:
         return await self._read(functools.partial(admin.get_raw, event_id=event_id))
+
+    async def get_delivery(self, delivery_id: str) -> Delivery | None:
+        return await self._read(functools.partial(admin.get_delivery, delivery_id=delivery_id))
 
     async def list_deliveries(
         self,

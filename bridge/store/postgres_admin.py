@@ -38,11 +38,15 @@ async def list_events(
     status: EventStatus | None,
     limit: int,
     before: str | None,
+    since: float | None = None,
+    until: float | None = None,
 ) -> list[StoredEvent]:
     where, params = _filters(
         ("ev.source = %s", source),
         ("ev.status = %s", None if status is None else status.value),
         ("ev.id < %s", before),
+        ("ev.received_at >= %s", since),
+        ("ev.received_at < %s", until),
     )
     sql = f"SELECT {EVENT_COLUMNS} FROM events AS ev {where} ORDER BY ev.id DESC LIMIT %s"
     cursor = await connection.execute(sql, (*params, limit))
@@ -79,6 +83,21 @@ async def get_raw(connection: Connection, event_id: str) -> bytes | None:
     cursor = await connection.execute("SELECT raw FROM events WHERE id = %s", (event_id,))
     row = await cursor.fetchone()
     return None if row is None or row["raw"] is None else bytes(row["raw"])
+
+
+async def get_delivery(connection: Connection, delivery_id: str) -> Delivery | None:
+    """Call inside a repeatable-read transaction: its reads are one snapshot."""
+    cursor = await connection.execute(
+        f"SELECT {DELIVERY_COLUMNS} FROM deliveries AS d WHERE d.id = %s", (delivery_id,)
+    )
+    row = await cursor.fetchone()
+    if row is None:
+        return None
+    attempts = await connection.execute(
+        f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE delivery_id = %s ORDER BY number, id",
+        (delivery_id,),
+    )
+    return delivery_from_row(row, [attempt_from_row(a) for a in await attempts.fetchall()])
 
 
 async def list_deliveries(

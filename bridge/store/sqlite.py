@@ -23,7 +23,9 @@ from bridge.exceptions import StoreError, StoreUnavailable
 from bridge.store import sqlite_admin as admin
 from bridge.store import sqlite_deliveries as deliveries
 from bridge.store import sqlite_queries as queries
+from bridge.store import sqlite_stats as stats
 from bridge.store.base import (
+    Activity,
     AttemptResult,
     Claim,
     Delivery,
@@ -34,6 +36,7 @@ from bridge.store.base import (
     NewEvent,
     ProviderHold,
     PurgeCounts,
+    QueueStats,
     Routing,
     Store,
     StoredEvent,
@@ -291,11 +294,27 @@ class SQLiteStore(Store):
         status: EventStatus | None = None,
         limit: int = 50,
         before: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
     ) -> list[StoredEvent]:
         return await self._read(
             functools.partial(
-                admin.list_events, source=source, status=status, limit=limit, before=before
+                admin.list_events,
+                source=source,
+                status=status,
+                limit=limit,
+                before=before,
+                since=since,
+                until=until,
             )
+        )
+
+    async def queue_stats(self) -> QueueStats:
+        return await self._read(stats.queue_stats)
+
+    async def activity(self, *, since: float, until: float, bucket: float) -> list[Activity]:
+        return await self._read(
+            functools.partial(stats.activity, since=since, until=until, bucket=bucket)
         )
 
     async def get_event(self, event_id: str) -> EventDetail | None:
@@ -303,6 +322,9 @@ class SQLiteStore(Store):
 
     async def get_raw(self, event_id: str) -> bytes | None:
         return await self._read(functools.partial(admin.get_raw, event_id=event_id))
+
+    async def get_delivery(self, delivery_id: str) -> Delivery | None:
+        return await self._read(functools.partial(admin.get_delivery, delivery_id=delivery_id))
 
     async def list_deliveries(
         self,

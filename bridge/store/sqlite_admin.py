@@ -41,11 +41,15 @@ def list_events(
     status: EventStatus | None,
     limit: int,
     before: str | None,
+    since: float | None = None,
+    until: float | None = None,
 ) -> list[StoredEvent]:
     where, params = _filters(
         ("source = ?", source),
         ("status = ?", None if status is None else status.value),
         ("id < ?", before),
+        ("received_at >= ?", since),
+        ("received_at < ?", until),
     )
     sql = f"SELECT {EVENT_COLUMNS} FROM events {where} ORDER BY id DESC LIMIT ?"
     return [event_from_row(row) for row in connection.execute(sql, (*params, limit))]
@@ -79,6 +83,19 @@ def get_event(connection: sqlite3.Connection, event_id: str) -> EventDetail | No
 def get_raw(connection: sqlite3.Connection, event_id: str) -> bytes | None:
     row = connection.execute("SELECT raw FROM events WHERE id = ?", (event_id,)).fetchone()
     return None if row is None or row[0] is None else bytes(row[0])
+
+
+def get_delivery(connection: sqlite3.Connection, delivery_id: str) -> Delivery | None:
+    row = connection.execute(
+        f"SELECT {DELIVERY_COLUMNS} FROM deliveries AS d WHERE d.id = ?", (delivery_id,)
+    ).fetchone()
+    if row is None:
+        return None
+    attempts = connection.execute(
+        f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE delivery_id = ? ORDER BY number, id",
+        (delivery_id,),
+    )
+    return delivery_from_row(row, [attempt_from_row(a) for a in attempts])
 
 
 def list_deliveries(

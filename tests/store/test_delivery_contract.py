@@ -291,3 +291,16 @@ def test_a_dedupe_key_with_a_nul_character_is_stored_and_dedupes(
     first = ingest_one(run, store, dedupe_key="order\x001")
     [again] = run(store.ingest([make_event(dedupe_key="order\x001")], dedupe_window=WINDOW, now=T0))
     assert again.duplicate and again.event_id == first
+
+
+def test_get_delivery_reads_one_with_its_attempts(run: Run[Any], store: Store) -> None:
+    event_id = ingest_one(run, store)
+    route(run, store, event_id, [make_delivery(event_id)])
+    [claim] = run(store.claim_due(now=T0, limit=10, lease=30))
+    run(store.finish_attempt(claim, result_for(claim, DEAD, last_error="422"), now=T0 + 1))
+
+    found = run(store.get_delivery(claim.delivery.id))
+
+    assert found is not None and found.status is DEAD and found.last_error == "422"
+    assert [a.number for a in found.attempt_log] == [1]
+    assert run(store.get_delivery("dlv_missing")) is None
