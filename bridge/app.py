@@ -1,20 +1,25 @@
-"""build_app(...) -> the Starlette application: receiver, health, and the worker's lifetime."""
+"""build_app(...) -> the Starlette application: receiver, health, metrics, and the worker's
+lifetime."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 
 import httpx
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
+from bridge.admin import AdminAuth, AdminContext, admin_mount
 from bridge.exceptions import StoreError
+from bridge.metrics import Metrics
 from bridge.receiver import Receiver
 from bridge.service import Service
 from bridge.store.base import Store
@@ -36,16 +41,29 @@ def build_app(
     store: Store,
     worker: Worker | None,
     client: httpx.AsyncClient | None = None,
+    admin_token: str | None = None,
+    metrics: Metrics | None = None,
 ) -> Starlette:
     """The service's ASGI app. It opens the store on startup and runs the worker (when given)
     beside the receiver; on shutdown the worker gets defaults.shutdown_grace to finish, then
-    the store and the providers' HTTP client are closed."""
+    the store and the providers' HTTP client are closed. With `admin_token`, /admin serves
+    the operator's API and pages (bridge.admin); without it /admin does not exist (404).
+    The receiver counts into `metrics` (by default the worker's, so that GET /metrics shows
+    both; give the worker and the app the same one)."""
+    config = service.config
+    if metrics is None:
+        metrics = (
+            worker.metrics
+            if worker is not None
+            else Metrics(sources=config.sources, providers=config.providers)
+        )
     receiver = Receiver(
         sources=service.source_for_path(),
         store=store,
         dedupe_window=service.config.defaults.dedupe_window,
         proxies=service.proxies,
         on_stored=worker.wake if worker else (lambda: None),
+        metrics=metrics,
     )
 
     async def healthz(request: Request) -> Response:
@@ -57,6 +75,9 @@ def build_app(
         except StoreError:
             return JSONResponse({"status": "unavailable", "store": "unreachable"}, status_code=503)
         return JSONResponse({"status": "ready"})
+
+    async def metrics_text(request: Request) -> Response:
+        return Response(await metrics.exposition(store), media_type=CONTENT_TYPE_LATEST)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -74,12 +95,24 @@ def build_app(
 
     # the receiver answers every method itself: 404 for an unknown source, 405 for a known one
     every = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-    routes = [Route(path, receiver.handle, methods=every) for path in receiver.sources]
+    routes: list[BaseRoute] = [
+        Route(path, receiver.handle, methods=every) for path in receiver.sources
+    ]
     routes += [
         Route("/hooks/{source}", receiver.handle, methods=every),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_text, methods=["GET"]),
     ]
+    if admin_token:
+        ctx = AdminContext(
+            service=service,
+            store=store,
+            auth=AdminAuth(admin_token),
+            clock=time.time,
+            wake=worker.wake if worker else (lambda: None),
+        )
+        routes.append(admin_mount(ctx))
     return Starlette(
         routes=routes,
         lifespan=lifespan,

@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse
 
 from bridge.exceptions import RejectedRequest, StoreError
 from bridge.ids import new_id
+from bridge.metrics import UNKNOWN_SOURCE, Metrics, Received
 from bridge.sources.forwarded import TrustedProxies
 from bridge.sources.intake import CompiledSource
 from bridge.sources.request import RawRequest
@@ -72,6 +73,7 @@ class Receiver:
         proxies: TrustedProxies,
         on_stored: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
         self.sources = sources
         self.store = store
@@ -79,11 +81,14 @@ class Receiver:
         self.proxies = proxies
         self.on_stored = on_stored
         self.clock = clock
+        self.metrics = metrics or Metrics()
 
     async def handle(self, request: Request) -> JSONResponse:
         started = time.perf_counter()
         source = self.sources.get(request.url.path)
         name = source.name if source else request.path_params.get("source", "")
+        # a name from the URL of an unknown source is logged, never made a metric label
+        label = source.name if source else UNKNOWN_SOURCE
         facts: dict[str, object] = {}
         try:
             if source is None:
@@ -94,10 +99,14 @@ class Receiver:
         except RejectedRequest as exc:
             headers = {"Allow": "POST"} if exc.status == 405 else None
             response = JSONResponse(exc.body(), status_code=exc.status, headers=headers)
-            facts.update(error=exc.error, detail=exc.detail)
+            facts.update(error=exc.error, detail=exc.detail, outcome=Received.REJECTED.value)
+            self.metrics.received(label, Received.REJECTED)
         except StoreError as exc:
             response = JSONResponse({"error": "store_unavailable"}, status_code=503)
-            facts.update(error="store_unavailable", detail=str(exc))
+            facts.update(
+                error="store_unavailable", detail=str(exc), outcome=Received.UNAVAILABLE.value
+            )
+            self.metrics.received(label, Received.UNAVAILABLE)
         else:
             self.on_stored()
         log.info(
@@ -122,7 +131,10 @@ class Receiver:
         results = await self.store.ingest(intake.events, dedupe_window=self.dedupe_window, now=now)
         new = [r.event_id for r in results if not r.duplicate]
         duplicates = [r.event_id for r in results if r.duplicate]
-        facts.update(event_ids=new, duplicates=duplicates)
+        outcome = Received.ACCEPTED if new or not duplicates else Received.DUPLICATE
+        facts.update(event_ids=new, duplicates=duplicates, outcome=outcome.value)
+        self.metrics.received(source.name, Received.ACCEPTED, len(new))
+        self.metrics.received(source.name, Received.DUPLICATE, len(duplicates))
         if source.config.split:
             # an empty batch holds nothing to store: accepted, not a duplicate of anything
             accepted = bool(new) or not duplicates

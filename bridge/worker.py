@@ -25,14 +25,15 @@ from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 
-from bridge.attempts import decide, interrupted, prepare
+from bridge.attempts import INTERRUPTED, decide, interrupted, prepare
 from bridge.dispatch import route_event
 from bridge.exceptions import StoreError
 from bridge.ids import new_id
 from bridge.limits import Pace
+from bridge.metrics import Metrics
 from bridge.providers.base import Outcome, OutcomeKind
 from bridge.service import Service
-from bridge.store.base import Claim, HoldState, ProviderHold, Store
+from bridge.store.base import AttemptResult, Claim, DeliveryStatus, HoldState, ProviderHold, Store
 
 log = logging.getLogger("bridge.worker")
 
@@ -49,12 +50,14 @@ class Worker:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         poll_interval: float = 1.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self.service = service
         self.store = store
         self.clock = clock
         self.rng = rng or random.Random()
         self.poll_interval = poll_interval
+        self.metrics = metrics or Metrics()
         defaults = service.config.defaults
         self.lease = defaults.lease
         self.grace = defaults.shutdown_grace
@@ -157,6 +160,9 @@ class Worker:
             routing = replace(routing, only_if_unrouted=True)
             if not await self.store.save_routing(routing, now=now):
                 continue  # another worker routed it while this one's lease ran out
+            for new in routing.deliveries:
+                if new.status is DeliveryStatus.DEAD:  # its action could not be rendered
+                    self.metrics.finished(new.provider, new.status)
             log.info(
                 "routed",
                 extra={
@@ -212,10 +218,8 @@ class Worker:
             # shut down before the provider answered: release the delivery for a later try
             released = interrupted(claim, started=started, now=self.clock())
             await self.store.finish_attempt(claim, released, now=self.clock())
-            log.warning(
-                "attempt interrupted",
-                extra={"action": "attempt", "delivery_id": delivery.id, "outcome": "interrupted"},
-            )
+            self.metrics.attempted(delivery.provider, INTERRUPTED)
+            log.warning("attempt interrupted", extra=_attempt_facts(claim, released))
             raise
         finally:
             if pace is not None:
@@ -225,6 +229,10 @@ class Worker:
             claim, outcome, config=self.service.config, started=started, now=now, rng=self.rng
         )
         kept = await self.store.finish_attempt(claim, result, now=now)
+        self.metrics.attempted(delivery.provider, outcome.kind.value)
+        if kept:
+            latency = now - claim.event.received_at
+            self.metrics.finished(delivery.provider, result.status, latency=latency)
         if result.hold is not None and kept:
             _log_hold(result.hold)
         if pace is not None:
@@ -232,17 +240,8 @@ class Worker:
         log.info(
             "attempt",
             extra={
-                "action": "attempt",
-                "event_id": delivery.event_id,
-                "delivery_id": delivery.id,
-                "rule": delivery.rule,
-                "provider": delivery.provider,
-                "attempt": result.attempt.number,
-                "outcome": outcome.kind.value,
-                "status": result.status.value,
+                **_attempt_facts(claim, result),
                 "http_status": outcome.status_code,
-                "duration_ms": round((now - started) * 1000, 1),
-                "error": result.attempt.error,
                 "lease_lost": not kept or None,
             },
         )
@@ -311,3 +310,20 @@ def _log_hold(hold: ProviderHold) -> None:
             "error": hold.reason,
         },
     )
+
+
+def _attempt_facts(claim: Claim, result: AttemptResult) -> dict[str, object]:
+    """What the log line of an attempt says (DESIGN §4.1: ids, rule, provider, outcome)."""
+    delivery = claim.delivery
+    return {
+        "action": "attempt",
+        "event_id": delivery.event_id,
+        "delivery_id": delivery.id,
+        "rule": delivery.rule,
+        "provider": delivery.provider,
+        "attempt": result.attempt.number,
+        "outcome": result.attempt.outcome,
+        "status": result.status.value,
+        "duration_ms": round(result.attempt.duration * 1000, 1),
+        "error": result.attempt.error,
+    }

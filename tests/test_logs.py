@@ -1,10 +1,13 @@
 import json
 import logging
 
+import httpx
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge.logs import JsonFormatter, mask
+from bridge.logs import JsonFormatter, configure_logging, mask
+from tests.fakes.provider import FakeProvider
+from tests.helpers import poll, running_server, write_tree
 
 
 @given(st.permutations(["Bearer abc-123", "abc-123", "token=abc-123&x"]))
@@ -23,3 +26,95 @@ def test_json_lines_carry_extra_fields_and_never_a_secret():
     assert line["action"] == "attempt" and line["delivery_id"] == "dlv_1"
     assert line["level"] == "info" and line["msg"] == "attempt"
     assert line["error"] == "HTTP 401: key [redacted] rejected"
+
+
+def test_the_level_comes_from_the_option():
+    names = ["", "uvicorn", "uvicorn.error", "uvicorn.access", "httpx"]
+    loggers = [logging.getLogger(name) for name in names]
+    saved = [(lg.handlers[:], lg.level, lg.propagate, lg.disabled) for lg in loggers]
+    try:
+        configure_logging("warning", secrets=["s3cr3t-value"])
+        root = logging.getLogger()
+        assert root.level == logging.WARNING
+        assert not logging.getLogger("bridge.receiver").isEnabledFor(logging.INFO)
+        (handler,) = root.handlers
+        assert isinstance(handler.formatter, JsonFormatter)
+        assert handler.formatter.secrets == ["s3cr3t-value"]
+    finally:
+        for lg, (handlers, level, propagate, disabled) in zip(loggers, saved, strict=True):
+            lg.handlers[:] = handlers
+            lg.setLevel(level)
+            lg.propagate, lg.disabled = propagate, disabled
+
+
+# -- the lines of a real server --------------------------------------------------------------
+
+SHOP_TOKEN = "shop-token-5e1f0a"
+HELPDESK_TOKEN = "helpdesk-token-77c2"
+WRONG_TOKEN = "wrong-token-a41b"
+BODY_MARKER = "card-4111-body-marker"
+
+CONFIG = """
+    providers:
+      helpdesk:
+        type: http
+        url: "FAKE/tickets"
+        headers: {Authorization: "Bearer ${HELPDESK_TOKEN}"}
+    sources:
+      shop:
+        verify: {type: token, location: "header:x-shop-token", values: ["${SHOP_TOKEN}"]}
+    rules:
+      - name: order-ticket
+        source: shop
+        action: create_ticket
+        provider: helpdesk
+        ticket: {subject: "Order {{ body.id }}"}
+"""
+
+
+def test_one_line_per_request_and_attempt_with_ids_and_no_secret_or_body(tmp_path):
+    with FakeProvider().running() as helpdesk:
+        config = CONFIG.replace("FAKE", helpdesk.url)
+        root = write_tree(tmp_path, {"rules/main.yaml": config, "templates/.keep": ""})
+        log = tmp_path / "server.log"
+        with (
+            running_server(
+                rules=root / "rules",
+                templates=root / "templates",
+                db=f"sqlite:///{tmp_path / 'bridge.db'}",
+                env={"SHOP_TOKEN": SHOP_TOKEN, "HELPDESK_TOKEN": HELPDESK_TOKEN},
+                log=log,
+            ) as url,
+            httpx.Client(timeout=10) as http,
+        ):
+            body = {"id": "B-1", "note": BODY_MARKER}
+            accepted = http.post(
+                f"{url}/hooks/shop", json=body, headers={"X-Shop-Token": SHOP_TOKEN}
+            )
+            assert accepted.status_code == 202
+            rejected = http.post(
+                f"{url}/hooks/shop", json=body, headers={"X-Shop-Token": WRONG_TOKEN}
+            )
+            assert rejected.status_code == 401
+
+            def lines() -> list[dict[str, object]]:
+                text = log.read_text()
+                return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+            attempt = poll(
+                lambda: next((e for e in lines() if e.get("action") == "attempt"), None),
+                what="the attempt's log line",
+            )
+    text = log.read_text()
+    for secret in (SHOP_TOKEN, HELPDESK_TOKEN, WRONG_TOKEN, BODY_MARKER):
+        assert secret not in text
+    event_id = accepted.json()["event_id"]
+    ok, refused = [e for e in lines() if e.get("action") == "receive"]
+    assert ok["event_ids"] == [event_id] and ok["outcome"] == "accepted"
+    assert ok["source"] == "shop" and ok["status"] == 202 and "duration_ms" in ok
+    assert refused["outcome"] == "rejected" and refused["status"] == 401
+    assert attempt["event_id"] == event_id
+    assert str(attempt["delivery_id"]).startswith("dlv_")
+    assert attempt["rule"] == "order-ticket" and attempt["provider"] == "helpdesk"
+    assert attempt["outcome"] == "success" and attempt["status"] == "done"
+    assert isinstance(attempt["duration_ms"], float)

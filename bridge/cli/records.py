@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import os
 import sys
@@ -17,9 +16,9 @@ import httpx
 
 from bridge.cli.common import Failed, _load, _with_store
 from bridge.config import Defaults, load_config
-from bridge.ids import new_id
 from bridge.service import Service
-from bridge.store.base import DeliveryStatus, EventStatus, Store
+from bridge.steering import replay_event, retry_dead
+from bridge.store.base import EventStatus, Store
 from bridge.views import event_detail_json, event_detail_text, iso
 
 
@@ -93,38 +92,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 async def _replay(args: argparse.Namespace, service: Service, store: Store) -> int:
-    from bridge.dispatch import route_event
-
     now = time.time()
     if args.event_id:
-        detail = await store.get_event(args.event_id)
-        if detail is None:
+        routing = await replay_event(service, store, args.event_id, now=now)
+        if routing is None:
             raise Failed(f"no event {args.event_id}")
-        routing = dataclasses.replace(
-            route_event(service, detail.event, now=now, new_id=partial(new_id, "dlv")),
-            supersede_dead=True,
-        )
-        await store.save_routing(routing, now=now)
         ids = ", ".join(d.id for d in routing.deliveries) or "none (no rule matches now)"
         print(f"{args.event_id}: routed again with the current rules; new deliveries: {ids}")
         return 0
-    dead = await store.list_deliveries(
-        status=DeliveryStatus.DEAD, provider=args.provider, limit=100_000
-    )
-    # oldest first: retrying a delivery queues the ones its death killed behind it, so each
-    # key keeps its order (and those are no longer dead when their turn in this loop comes)
-    for delivery in reversed(dead):
-        if delivery.action is None:
-            print(
-                f"{delivery.id}: not retried (it never rendered); "
-                f"replay event {delivery.event_id} instead"
-            )
-            continue
-        await store.retry_delivery(delivery.id, now=now)
-    left = await store.list_deliveries(
-        status=DeliveryStatus.DEAD, provider=args.provider, limit=100_000
-    )
-    print(f"{len(dead) - len(left)} dead deliveries queued again")
+    queued, unrendered = await retry_dead(store, provider=args.provider, now=now)
+    for delivery_id in unrendered:
+        print(f"{delivery_id}: not retried (it never rendered); replay its event instead")
+    print(f"{queued} dead deliveries queued again")
     return 0
 
 

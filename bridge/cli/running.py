@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 
 import httpx
 
 from bridge.cli.common import _load
 from bridge.logs import configure_logging
+from bridge.metrics import Metrics
 from bridge.store import open_store
 
 
@@ -21,10 +23,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     client = httpx.AsyncClient()
     service = _load(args, client)
-    configure_logging(args.log_level, secrets=service.config.secrets)
+    admin_token = os.environ.get("BRIDGE_ADMIN_TOKEN") or None
+    secrets = service.config.secrets | ({admin_token} if admin_token else set())
+    configure_logging(args.log_level, secrets=secrets)
     store = open_store(args.db)
-    worker = None if args.no_worker else Worker(service=service, store=store)
-    app = build_app(service=service, store=store, worker=worker, client=client)
+    config = service.config
+    metrics = Metrics(sources=config.sources, providers=config.providers)
+    worker = None if args.no_worker else Worker(service=service, store=store, metrics=metrics)
+    app = build_app(
+        service=service,
+        store=store,
+        worker=worker,
+        client=client,
+        admin_token=admin_token,
+        metrics=metrics,
+    )
     uvicorn.run(
         app,
         host=args.host,

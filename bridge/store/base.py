@@ -360,9 +360,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def retry_delivery(self, delivery_id: str, *, now: float) -> bool:
         """Queue a dead, skipped or cancelled delivery again with its stored action and a
-        fresh retry budget, with the deliveries its death killed waiting behind it (a delivery
-        killed by another's death is retried from that one); False when there is no such
-        delivery or it is not final."""
+        fresh retry budget (never a done one: that would make a second ticket), with the
+        deliveries its death killed waiting behind it (a delivery killed by another's death
+        is retried from that one); False when there is no such delivery or it cannot be
+        retried."""
 
     @abc.abstractmethod
     async def purge(

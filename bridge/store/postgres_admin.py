@@ -26,6 +26,7 @@ from bridge.store.postgres_rows import (
     attempt_from_row,
     delivery_from_row,
     event_from_row,
+    sql_list,
 )
 
 _EVENT = f"SELECT {EVENT_COLUMNS} FROM events AS ev WHERE ev.id = %s"
@@ -116,11 +117,13 @@ async def list_deliveries(
 
 
 _KEY = "SELECT provider, correlate FROM deliveries WHERE id = %s"
+# a done delivery is not sent again: that would make a second ticket
+RETRYABLE = sql_list([DeliveryStatus.DEAD, DeliveryStatus.SKIPPED, DeliveryStatus.CANCELLED])
 _RETRY = f"""
 UPDATE deliveries
 SET status = '{DeliveryStatus.PENDING.value}', tries = 0, queued_at = %(now)s,
     next_attempt_at = %(now)s, lease_until = NULL, lease_token = NULL, blocked_by = NULL
-WHERE id = %(id)s AND status IN {FINAL}
+WHERE id = %(id)s AND status IN {RETRYABLE}
 RETURNING event_id
 """
 # the deliveries its death killed queue again (behind it: settle_queued makes them wait)

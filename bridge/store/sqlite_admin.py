@@ -29,6 +29,7 @@ from bridge.store.sqlite_rows import (
     attempt_from_row,
     delivery_from_row,
     event_from_row,
+    sql_list,
 )
 
 _EVENT = f"SELECT {EVENT_COLUMNS} FROM events WHERE id = ?"
@@ -112,11 +113,13 @@ def list_deliveries(
     return [delivery_from_row(row) for row in connection.execute(sql, (*params, limit))]
 
 
+# a done delivery is not sent again: that would make a second ticket
+RETRYABLE = sql_list([DeliveryStatus.DEAD, DeliveryStatus.SKIPPED, DeliveryStatus.CANCELLED])
 _RETRY = f"""
 UPDATE deliveries
 SET status = '{DeliveryStatus.PENDING.value}', tries = 0, queued_at = :now,
     next_attempt_at = :now, lease_until = NULL, lease_token = NULL, blocked_by = NULL
-WHERE id = :id AND status IN {FINAL}
+WHERE id = :id AND status IN {RETRYABLE}
 RETURNING event_id
 """
 # the deliveries its death killed queue again (behind it: settle_queued makes them wait)

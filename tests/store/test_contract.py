@@ -512,6 +512,7 @@ def test_retry_delivery_refuses_unfinished_and_unknown_deliveries(
     [claim] = run(store.claim_due(now=T0, limit=10, lease=30))
     assert not run(store.retry_delivery(pending.id, now=T0 + 1))  # in flight
     assert run(store.finish_attempt(claim, result_for(claim, DeliveryStatus.DONE), now=T0 + 2))
+    assert not run(store.retry_delivery(pending.id, now=T0 + 3))  # done: never sent twice
 
 
 # -- reading ---------------------------------------------------------------------------------

@@ -1,0 +1,158 @@
+"""/admin/api: the JSON surface of DESIGN §4.1, behind the bearer token.
+
+    GET  /admin/api/events?source=&status=&since=&until=&limit=&before=
+    GET  /admin/api/events/{id}
+    POST /admin/api/events/{id}/replay
+    GET  /admin/api/deliveries?status=&provider=&limit=
+    POST /admin/api/deliveries/{id}/retry
+    GET  /admin/api/providers
+    POST /admin/api/providers/{name}/pause        {"for": "1h"} optional; else until resumed
+    POST /admin/api/providers/{name}/resume
+
+Errors are JSON: 400 invalid_parameter (naming it), 401 unauthorized, 404 not_found,
+409 not_retryable. Every answer is masked with the configured secrets on the way out.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from bridge.admin.context import AdminContext, BadParameter, event_filters, int_param
+from bridge.config import parse_duration
+from bridge.steering import pause_provider, replay_event
+from bridge.store.base import DeliveryStatus
+from bridge.views import delivery_json, event_detail_json, event_summary_json
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def api_routes(ctx: AdminContext) -> list[Route]:
+    def guarded(handler: Callable[[Request], Awaitable[Any]]) -> Handler:
+        async def endpoint(request: Request) -> Response:
+            if not ctx.auth.bearer_ok(request):
+                return ctx.json(
+                    {"error": "unauthorized", "detail": "send Authorization: Bearer <token>"},
+                    401,
+                    headers={"WWW-Authenticate": 'Bearer realm="ticketbridge admin"'},
+                )
+            try:
+                answer = await handler(request)
+            except BadParameter as exc:
+                return ctx.json(
+                    {"error": "invalid_parameter", "parameter": exc.name, "detail": exc.detail},
+                    400,
+                )
+            if isinstance(answer, Response):
+                return answer
+            return ctx.json(answer)
+
+        return endpoint
+
+    async def events(request: Request) -> Any:
+        filters = event_filters(request.query_params)
+        found = await ctx.store.list_events(**filters)
+        limit = filters["limit"]
+        return {
+            "events": [event_summary_json(e) for e in found],
+            "next_before": found[-1].id if len(found) == limit else None,
+        }
+
+    async def event(request: Request) -> Any:
+        detail = await ctx.store.get_event(request.path_params["event_id"])
+        if detail is None:
+            return ctx.not_found("event")
+        return event_detail_json(detail, now=ctx.clock())
+
+    async def replay(request: Request) -> Any:
+        event_id = request.path_params["event_id"]
+        routing = await replay_event(ctx.service, ctx.store, event_id, now=ctx.clock())
+        if routing is None:
+            return ctx.not_found("event")
+        ctx.wake()
+        return {
+            "event_id": event_id,
+            "matched_rules": list(routing.matched_rules),
+            "deliveries": [d.id for d in routing.deliveries],
+        }
+
+    async def deliveries(request: Request) -> Any:
+        params = request.query_params
+        status = params.get("status") or None
+        if status is not None and status not in DeliveryStatus.__members__.values():
+            raise BadParameter("status", f"one of {', '.join(s.value for s in DeliveryStatus)}")
+        found = await ctx.store.list_deliveries(
+            status=DeliveryStatus(status) if status else None,
+            provider=params.get("provider") or None,
+            limit=int_param(params, "limit", default=100, high=1000),
+        )
+        holds = await ctx.store.provider_holds()
+        now = ctx.clock()
+        return {"deliveries": [delivery_json(d, holds.get(d.provider), now=now) for d in found]}
+
+    async def retry(request: Request) -> Any:
+        delivery_id = request.path_params["delivery_id"]
+        if await ctx.store.retry_delivery(delivery_id, now=ctx.clock()):
+            ctx.wake()
+            return {"delivery_id": delivery_id, "status": "queued"}
+        if not await ctx.delivery_exists(delivery_id):
+            return ctx.not_found("delivery")
+        return ctx.json(
+            {"error": "not_retryable", "detail": "only a finished delivery can be retried"}, 409
+        )
+
+    async def providers(request: Request) -> Any:
+        return {"providers": await ctx.providers()}
+
+    async def pause(request: Request) -> Any:
+        name = request.path_params["name"]
+        if name not in ctx.service.config.providers:
+            return ctx.not_found("provider")
+        seconds = None
+        body = await _json_body(request)
+        if body.get("for") is not None:
+            try:
+                seconds = parse_duration(body["for"])
+            except (TypeError, ValueError) as exc:
+                raise BadParameter("for", str(exc)) from None
+        hold = await pause_provider(
+            ctx.store, name, now=ctx.clock(), reason="paused from the admin API", seconds=seconds
+        )
+        return {"provider": name, "state": hold.state.value, "until": hold.until}
+
+    async def resume(request: Request) -> Any:
+        name = request.path_params["name"]
+        if name not in ctx.service.config.providers:
+            return ctx.not_found("provider")
+        resumed = await ctx.store.release_provider(name)
+        ctx.wake()
+        return {"provider": name, "resumed": resumed}
+
+    return [
+        Route("/api/events", guarded(events), methods=["GET"]),
+        Route("/api/events/{event_id}", guarded(event), methods=["GET"]),
+        Route("/api/events/{event_id}/replay", guarded(replay), methods=["POST"]),
+        Route("/api/deliveries", guarded(deliveries), methods=["GET"]),
+        Route("/api/deliveries/{delivery_id}/retry", guarded(retry), methods=["POST"]),
+        Route("/api/providers", guarded(providers), methods=["GET"]),
+        Route("/api/providers/{name}/pause", guarded(pause), methods=["POST"]),
+        Route("/api/providers/{name}/resume", guarded(resume), methods=["POST"]),
+    ]
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise BadParameter("body", "not JSON") from None
+    if not isinstance(body, dict):
+        raise BadParameter("body", "expected a JSON object")
+    return body

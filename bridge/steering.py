@@ -1,0 +1,59 @@
+"""What an operator can do to stored work, the same from the CLI and the admin surface:
+route an event again, queue a dead delivery again, pause and resume a provider."""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import partial
+
+from bridge.dispatch import route_event
+from bridge.ids import new_id
+from bridge.service import Service
+from bridge.store.base import DeliveryStatus, HoldState, ProviderHold, Routing, Store
+
+PAUSED_BY_HAND = 100 * 365 * 86400.0  # a pause an operator asked for lasts until resumed
+
+
+async def replay_event(
+    service: Service, store: Store, event_id: str, *, now: float
+) -> Routing | None:
+    """Route a stored event again with the rules loaded now; its dead deliveries are
+    cancelled, superseded by the new ones. None when there is no such event."""
+    detail = await store.get_event(event_id)
+    if detail is None:
+        return None
+    routing = dataclasses.replace(
+        route_event(service, detail.event, now=now, new_id=partial(new_id, "dlv")),
+        supersede_dead=True,
+    )
+    await store.save_routing(routing, now=now)
+    return routing
+
+
+async def retry_dead(store: Store, *, provider: str | None, now: float) -> tuple[int, list[str]]:
+    """Queue every dead delivery (of `provider`) again, oldest first, so that each key keeps
+    its order (a retried one takes the ones its death killed along). Returns how many were
+    queued again and the ids of those that cannot be (they never rendered: replay their event)."""
+    dead = await store.list_deliveries(status=DeliveryStatus.DEAD, provider=provider, limit=100_000)
+    unrendered = []
+    for delivery in reversed(dead):
+        if delivery.action is None:
+            unrendered.append(delivery.id)
+            continue
+        await store.retry_delivery(delivery.id, now=now)
+    left = await store.list_deliveries(status=DeliveryStatus.DEAD, provider=provider, limit=100_000)
+    return len(dead) - len(left), unrendered
+
+
+async def pause_provider(
+    store: Store, provider: str, *, now: float, reason: str, seconds: float | None = None
+) -> ProviderHold:
+    hold = ProviderHold(
+        provider=provider,
+        state=HoldState.PAUSED,
+        since=now,
+        until=now + (PAUSED_BY_HAND if seconds is None else seconds),
+        reason=reason,
+    )
+    await store.hold_provider(hold)
+    return hold
