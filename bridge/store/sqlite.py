@@ -22,6 +22,7 @@ from bridge.config import RateLimit
 from bridge.exceptions import StoreError, StoreUnavailable
 from bridge.store import sqlite_admin as admin
 from bridge.store import sqlite_deliveries as deliveries
+from bridge.store import sqlite_pacing as pacing
 from bridge.store import sqlite_queries as queries
 from bridge.store import sqlite_stats as stats
 from bridge.store.base import (
@@ -235,7 +236,7 @@ class SQLiteStore(Store):
 
     async def next_token_at(self, provider: str, rate: RateLimit, *, now: float) -> float:
         return await self._read(
-            functools.partial(deliveries.next_token, provider=provider, rate=rate, now=now)
+            functools.partial(pacing.next_token, provider=provider, rate=rate, now=now)
         )
 
     async def extend_leases(self, claims: Sequence[Claim], *, until: float) -> None:
@@ -277,13 +278,13 @@ class SQLiteStore(Store):
     # -- provider holds ----------------------------------------------------------------------
 
     async def hold_provider(self, hold: ProviderHold) -> None:
-        await self._write(functools.partial(deliveries.hold_provider, hold=hold))
+        await self._write(functools.partial(pacing.hold_provider, hold=hold))
 
     async def release_provider(self, provider: str) -> bool:
-        return await self._write(functools.partial(deliveries.release_provider, provider=provider))
+        return await self._write(functools.partial(pacing.release_provider, provider=provider))
 
     async def provider_holds(self) -> dict[str, ProviderHold]:
-        return await self._read(deliveries.provider_holds)
+        return await self._read(pacing.provider_holds)
 
     # -- reading and steering ----------------------------------------------------------------
 

@@ -16,11 +16,8 @@ from bridge.store.base import (
     EventStatus,
     StoredEvent,
 )
-from bridge.store.sqlite_deliveries import (
-    provider_holds,
-    recompute_event_status,
-    settle_queued,
-)
+from bridge.store.sqlite_deliveries import recompute_event_status, settle_queued
+from bridge.store.sqlite_pacing import provider_holds
 from bridge.store.sqlite_rows import (
     ATTEMPT_COLUMNS,
     DELIVERY_COLUMNS,

@@ -18,8 +18,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bridge.config import RateLimit
-from bridge.limits import Bucket, next_token_at, refill, whole
+from bridge.limits import refill, whole
 from bridge.store.base import Claim, DeliveryStatus, EventStatus, ProviderHold
+from bridge.store.sqlite_pacing import SAVE_BUCKET, bucket, hold_provider
 from bridge.store.sqlite_rows import (
     ATTEMPT_COLUMNS,
     DELIVERY_COLUMNS,
@@ -29,7 +30,6 @@ from bridge.store.sqlite_rows import (
     UNFINISHED,
     delivery_from_row,
     event_from_row,
-    hold_from_row,
     loads_optional,
 )
 
@@ -85,36 +85,18 @@ def claim_due(
             rate = rates.get(provider)
             tokens = 0.0
             if rate is not None and take > 0:
-                tokens = refill(_bucket(connection, provider), rate, now=now)
+                tokens = refill(bucket(connection, provider), rate, now=now)
                 take = min(take, whole(tokens))
             if take > 0:
                 claimed = _due(connection, _ONE_PROVIDER, now=now, limit=take, provider=provider)
                 rows += claimed
                 if rate is not None and claimed:
-                    connection.execute(_SAVE_BUCKET, (provider, tokens - len(claimed), now))
+                    connection.execute(SAVE_BUCKET, (provider, tokens - len(claimed), now))
         rest = limit - len(rows)
         if rest > 0:  # providers not named: ones removed from the configuration since
             named = json.dumps(list(per_provider))
             rows += _due(connection, _OTHER_PROVIDERS, now=now, limit=rest, named=named)
     return [_lease(connection, row, now=now, lease=lease) for row in rows]
-
-
-_BUCKET = "SELECT tokens, at FROM rate_buckets WHERE provider = ?"
-_SAVE_BUCKET = """
-INSERT INTO rate_buckets (provider, tokens, at) VALUES (?, ?, ?)
-ON CONFLICT (provider) DO UPDATE SET tokens = excluded.tokens, at = excluded.at
-"""
-
-
-def _bucket(connection: sqlite3.Connection, provider: str) -> Bucket | None:
-    row = connection.execute(_BUCKET, (provider,)).fetchone()
-    return None if row is None else Bucket(tokens=row["tokens"], at=row["at"])
-
-
-def next_token(
-    connection: sqlite3.Connection, *, provider: str, rate: RateLimit, now: float
-) -> float:
-    return next_token_at(refill(_bucket(connection, provider), rate, now=now), rate, now=now)
 
 
 def _due(connection: sqlite3.Connection, which: str, **params: Any) -> list[sqlite3.Row]:
@@ -297,31 +279,6 @@ WHERE id = ?
 
 def recompute_event_status(connection: sqlite3.Connection, event_id: str) -> None:
     connection.execute(_RECOMPUTE_STATUS, (event_id,))
-
-
-# -- holds -------------------------------------------------------------------------------
-
-_UPSERT_HOLD = """
-INSERT INTO provider_holds (provider, state, since, until, reason)
-VALUES (:provider, :state, :since, :until, :reason)
-ON CONFLICT (provider) DO UPDATE
-SET state = excluded.state, since = excluded.since, until = excluded.until,
-    reason = excluded.reason
-"""
-
-
-def hold_provider(connection: sqlite3.Connection, hold: ProviderHold) -> None:
-    connection.execute(_UPSERT_HOLD, {**dataclasses.asdict(hold), "state": hold.state.value})
-
-
-def release_provider(connection: sqlite3.Connection, provider: str) -> bool:
-    deleted = connection.execute("DELETE FROM provider_holds WHERE provider = ?", (provider,))
-    return deleted.rowcount > 0
-
-
-def provider_holds(connection: sqlite3.Connection) -> dict[str, ProviderHold]:
-    rows = connection.execute("SELECT * FROM provider_holds ORDER BY provider")
-    return {row["provider"]: hold_from_row(row) for row in rows}
 
 
 # -- waking ------------------------------------------------------------------------------
