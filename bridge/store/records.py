@@ -1,0 +1,174 @@
+"""Records to SQL parameters and rows back to records: the same for both backends, so both
+store the same JSON text and refuse the same records. A row is anything read by column name
+(sqlite3.Row, psycopg's dict_row); the SQL that reads columns lives in sqlite_rows and
+postgres_rows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from bridge.exceptions import StoreError
+from bridge.store.base import (
+    Attempt,
+    Delivery,
+    DeliveryStatus,
+    EventStatus,
+    HoldState,
+    NewDelivery,
+    NewEvent,
+    ProviderHold,
+    StoredEvent,
+)
+
+
+class ReadRow(Protocol):
+    """A row read by column name: sqlite3.Row, a psycopg dict row."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+def sql_list(statuses: Sequence[DeliveryStatus]) -> str:
+    """A literal `('a', 'b')` for `status IN ...` (enum values only, never user input)."""
+    return "(" + ", ".join(f"'{status.value}'" for status in statuses) + ")"
+
+
+FINAL = sql_list([status for status in DeliveryStatus if status.is_final])
+UNFINISHED = sql_list([DeliveryStatus.PENDING, DeliveryStatus.WAITING, DeliveryStatus.IN_FLIGHT])
+QUEUED = sql_list([DeliveryStatus.PENDING, DeliveryStatus.WAITING])
+ATTEMPT_COLUMNS = (
+    "delivery_id, number, started_at, duration, outcome, status_code, error, response_excerpt"
+)
+
+
+def dumps(value: Any) -> str:
+    try:
+        return json.dumps(value, separators=(",", ":"), default=_plain)
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"cannot store a value that is not JSON: {exc}") from exc
+
+
+def dumps_optional(value: Any | None) -> str | None:
+    return None if value is None else dumps(value)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes | bytearray):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def event_params(event: NewEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "source": event.source,
+        "received_at": event.received_at,
+        "headers": dumps(event.headers),
+        "query": dumps(event.query),
+        "payload": event.payload,
+        "raw": None if event.raw is None else bytes(event.raw),
+        "content_type": event.content_type,
+        "dedupe_key": event.dedupe_key,
+        "status": EventStatus.ACCEPTED.value,
+    }
+
+
+def delivery_params(delivery: NewDelivery, *, now: float) -> dict[str, Any]:
+    if delivery.status is DeliveryStatus.IN_FLIGHT:
+        raise StoreError(f"delivery {delivery.id}: a new delivery cannot be in flight")
+    queued = delivery.status in (DeliveryStatus.PENDING, DeliveryStatus.WAITING)
+    return {
+        "id": delivery.id,
+        "event_id": delivery.event_id,
+        "rule": delivery.rule,
+        "provider": delivery.provider,
+        "action": dumps_optional(delivery.action),
+        "correlate": delivery.correlate,
+        "status": delivery.status.value,
+        "created_at": now,
+        "next_attempt_at": now if queued else None,
+        "last_error": delivery.last_error,
+    }
+
+
+def attempt_params(attempt: Attempt, *, delivery_id: str) -> dict[str, Any]:
+    return {
+        "delivery_id": delivery_id,
+        "number": attempt.number,
+        "started_at": attempt.started_at,
+        "duration": attempt.duration,
+        "outcome": attempt.outcome,
+        "status_code": attempt.status_code,
+        "error": attempt.error,
+        "response_excerpt": attempt.response_excerpt,
+    }
+
+
+def event_from_row(row: ReadRow) -> StoredEvent:
+    return StoredEvent(
+        id=row["id"],
+        source=row["source"],
+        received_at=row["received_at"],
+        headers=json.loads(row["headers"]),
+        query=json.loads(row["query"]),
+        payload=row["payload"],
+        content_type=row["content_type"],
+        dedupe_key=row["dedupe_key"],
+        status=EventStatus(row["status"]),
+        routed_at=row["routed_at"],
+        matched_rules=tuple(json.loads(row["matched_rules"])),
+        trace=tuple(json.loads(row["trace"])),
+        has_raw=bool(row["has_raw"]),
+    )
+
+
+def delivery_from_row(row: ReadRow, attempt_log: Sequence[Attempt] = ()) -> Delivery:
+    return Delivery(
+        id=row["id"],
+        event_id=row["event_id"],
+        rule=row["rule"],
+        provider=row["provider"],
+        action=loads_optional(row["action"]),
+        correlate=row["correlate"],
+        status=DeliveryStatus(row["status"]),
+        attempts=row["attempts"],
+        tries=row["tries"],
+        created_at=row["created_at"],
+        queued_at=row["queued_at"],
+        next_attempt_at=row["next_attempt_at"],
+        last_error=row["last_error"],
+        ticket_ref=loads_optional(row["ticket_ref"]),
+        attempt_log=tuple(attempt_log),
+        blocked_by=row["blocked_by"],
+    )
+
+
+def hold_from_row(row: ReadRow) -> ProviderHold:
+    return ProviderHold(
+        provider=row["provider"],
+        state=HoldState(row["state"]),
+        since=row["since"],
+        until=row["until"],
+        reason=row["reason"],
+    )
+
+
+def attempt_from_row(row: ReadRow) -> Attempt:
+    return Attempt(
+        delivery_id=row["delivery_id"],
+        number=row["number"],
+        started_at=row["started_at"],
+        duration=row["duration"],
+        outcome=row["outcome"],
+        status_code=row["status_code"],
+        error=row["error"],
+        response_excerpt=row["response_excerpt"],
+    )
+
+
+def loads_optional(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
