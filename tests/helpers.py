@@ -110,15 +110,15 @@ def write_tree(root: Path, files: Mapping[str, str]) -> Path:
 
 
 @dataclass
-class ServerProcess:
-    """A running `ticketbridge serve` process: its URL and the process itself."""
+class BridgeProcess:
+    """A running `ticketbridge serve` or `worker` process, its log, and (serve) its URL."""
 
-    url: str
     process: subprocess.Popen[bytes]
     log: Path
+    url: str = ""
 
     def kill(self) -> None:
-        """SIGKILL: a crash, nothing gets to finish or clean up."""
+        """SIGKILL: a crash, nothing gets to finish, release or clean up."""
         self.process.kill()
         self.process.wait(timeout=20)
 
@@ -129,8 +129,53 @@ class ServerProcess:
             return self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             raise AssertionError(
-                f"server did not exit within {timeout}s of SIGTERM:\n{self.log.read_text()[-3000:]}"
+                f"{self.process.args!r} did not exit within {timeout}s of SIGTERM:\n"
+                f"{self.log.read_text()[-3000:]}"
             ) from None
+
+
+ServerProcess = WorkerProcess = BridgeProcess
+
+
+@contextlib.contextmanager
+def _bridge_process(
+    arguments: Sequence[str],
+    *,
+    env: Mapping[str, str] | None,
+    log: Path,
+    ready: Callable[[subprocess.Popen[bytes], str], bool],
+    what: str,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`python -m bridge ARGUMENTS` once `ready(process, this run's log)` holds. On leaving, a
+    process still running gets SIGTERM (then SIGKILL after 20 s). `log` is appended to."""
+    start = log.stat().st_size if log.exists() else 0  # only this run's lines count
+    with open(log, "ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bridge", *arguments],
+            env={**os.environ, **(env or {})},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+    def check() -> bool:
+        with open(log, "rb") as lines:
+            lines.seek(start)
+            text = lines.read().decode("utf-8", "replace")
+        if process.poll() is not None:
+            raise AssertionError(f"{what} exited with {process.returncode}:\n{text[-3000:]}")
+        return ready(process, text)
+
+    try:
+        poll(check, timeout=30, interval=0.05, what=f"the {what} to be ready")
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 @contextlib.contextmanager
@@ -142,7 +187,7 @@ def server_process(
     env: Mapping[str, str] | None = None,
     log: Path,
     extra: Sequence[str] = (),
-) -> Iterator[ServerProcess]:
+) -> Iterator[BridgeProcess]:
     """`ticketbridge serve` as a real process (real uvicorn) on a free port, once it is ready.
 
     The test may kill it (`server.kill()`) or stop it (`server.terminate()`) inside the block;
@@ -150,50 +195,19 @@ def server_process(
     on the same `db` (and `log`, which is appended to) to play a restart; the port is new.
     """
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "bridge",
-        "serve",
-        "--rules",
-        str(rules),
-        "--templates",
-        str(templates),
-        "--db",
-        db,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        *extra,
-    ]
-    with open(log, "ab") as out:
-        process = subprocess.Popen(
-            command, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT
-        )
     url = f"http://127.0.0.1:{port}"
 
-    def ready() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(
-                f"server exited with {process.returncode}:\n{log.read_text()[-3000:]}"
-            )
+    def ready(process: subprocess.Popen[bytes], text: str) -> bool:
         try:
             return httpx.get(url + "/readyz", timeout=1).status_code == 200
         except httpx.HTTPError:
             return False
 
-    try:
-        poll(ready, timeout=30, interval=0.05, what="the server to be ready")
-        yield ServerProcess(url=url, process=process, log=log)
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    arguments = ["serve", *_config(rules, templates, db), "--host", "127.0.0.1"]
+    with _bridge_process(
+        [*arguments, "--port", str(port), *extra], env=env, log=log, ready=ready, what="server"
+    ) as process:
+        yield BridgeProcess(process=process, log=log, url=url)
 
 
 @contextlib.contextmanager
@@ -213,29 +227,6 @@ def running_server(
         yield server.url
 
 
-@dataclass
-class WorkerProcess:
-    """A running `ticketbridge worker` process (no HTTP surface): the process and its log."""
-
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def kill(self) -> None:
-        """SIGKILL: a crash, nothing gets to finish, release or clean up."""
-        self.process.kill()
-        self.process.wait(timeout=20)
-
-    def terminate(self, *, timeout: float = 20.0) -> int:
-        """SIGTERM and wait (bounded) for the process to exit; its exit code."""
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(
-                f"worker did not exit within {timeout}s of SIGTERM:\n{self.log.read_text()[-3000:]}"
-            ) from None
-
-
 @contextlib.contextmanager
 def worker_process(
     *,
@@ -245,48 +236,21 @@ def worker_process(
     env: Mapping[str, str] | None = None,
     log: Path,
     extra: Sequence[str] = (),
-) -> Iterator[WorkerProcess]:
+) -> Iterator[BridgeProcess]:
     """`ticketbridge worker` as a real process, once it has logged that it started.
 
-    Like server_process: the test may `kill()` or `terminate()` it inside the block; on
-    leaving, a process still running gets SIGTERM (then SIGKILL after 20 s). `log` is appended
-    to, so several workers may share one file only if the test does not care whose line is whose.
+    Like server_process: the test may `kill()` or `terminate()` it inside the block. `log` is
+    appended to, so several workers may share one file only if the test does not care whose
+    line is whose.
     """
-    command = [
-        sys.executable,
-        "-m",
-        "bridge",
-        "worker",
-        "--rules",
-        str(rules),
-        "--templates",
-        str(templates),
-        "--db",
-        db,
-        *extra,
-    ]
-    start = log.stat().st_size if log.exists() else 0  # only this run's lines count
-    with open(log, "ab") as out:
-        process = subprocess.Popen(
-            command, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT
-        )
 
-    def started() -> bool:
-        with open(log, "rb") as lines:
-            lines.seek(start)
-            text = lines.read().decode("utf-8", "replace")
-        if process.poll() is not None:
-            raise AssertionError(f"worker exited with {process.returncode}:\n{text[-3000:]}")
+    def started(process: subprocess.Popen[bytes], text: str) -> bool:
         return '"action": "worker_start"' in text
 
-    try:
-        poll(started, timeout=30, interval=0.05, what="the worker to start")
-        yield WorkerProcess(process=process, log=log)
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    arguments = ["worker", *_config(rules, templates, db), *extra]
+    with _bridge_process(arguments, env=env, log=log, ready=started, what="worker") as process:
+        yield BridgeProcess(process=process, log=log)
+
+
+def _config(rules: Path, templates: Path, db: str) -> list[str]:
+    return ["--rules", str(rules), "--templates", str(templates), "--db", db]
