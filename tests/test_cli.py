@@ -163,6 +163,7 @@ def test_usage_errors_exit_2_and_missing_things_exit_1(tree, tmp_path, capsys):
     with pytest.raises(SystemExit) as caught:
         main(["replay", "--db", f"sqlite:///{tmp_path}/x.db", *args_for(tree)])
     assert caught.value.code == 2
+    _ingest(f"sqlite:///{tmp_path}/x.db", {"kind": "none"})
     assert main(["show", "evt_nope", "--db", f"sqlite:///{tmp_path}/x.db"]) == 1
     assert "no event evt_nope" in capsys.readouterr().err
     assert main(["try", "nosuch", str(tree / "templates/order.txt.j2"), *args_for(tree)]) == 1
@@ -303,6 +304,7 @@ def test_resume_ends_a_pause_and_lists_what_is_paused(tmp_path, capsys):
         finally:
             await store.close()
 
+    _ingest(db, {"kind": "none"})  # a store the service has used
     assert main(["resume", "--db", db]) == 0
     assert "no provider is paused" in capsys.readouterr().err
     asyncio.run(pause())

@@ -57,8 +57,10 @@ def _load(args: argparse.Namespace, client: httpx.AsyncClient | None = None) -> 
 
 
 def _with_store(args: argparse.Namespace, work: Callable[[Store], Awaitable[int]]) -> int:
+    """Run `work` on the existing store of `--db` (never a new, empty one)."""
+
     async def run() -> int:
-        store = open_store(args.db)
+        store = open_store(args.db, create=False)
         await store.open()
         try:
             return await work(store)

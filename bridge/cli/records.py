@@ -15,11 +15,11 @@ from pathlib import Path
 import httpx
 
 from bridge.cli.common import Failed, _load, _with_store
-from bridge.config import Defaults, load_config
+from bridge.config import Defaults, load_defaults
 from bridge.service import Service
 from bridge.steering import replay_event, retry_dead
 from bridge.store.base import EventStatus, Store
-from bridge.views import event_detail_json, event_detail_text, iso
+from bridge.views import event_detail_json, event_detail_text, hold_until, iso
 
 
 def cmd_events(args: argparse.Namespace) -> int:
@@ -82,6 +82,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    if not args.event_id:
+        # retrying dead deliveries sends their stored actions: the store is all it needs
+        return _with_store(args, partial(_retry_dead, args))
     client = httpx.AsyncClient()
     try:
         service = _load(args, client)
@@ -92,15 +95,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 async def _replay(args: argparse.Namespace, service: Service, store: Store) -> int:
-    now = time.time()
-    if args.event_id:
-        routing = await replay_event(service, store, args.event_id, now=now)
-        if routing is None:
-            raise Failed(f"no event {args.event_id}")
-        ids = ", ".join(d.id for d in routing.deliveries) or "none (no rule matches now)"
-        print(f"{args.event_id}: routed again with the current rules; new deliveries: {ids}")
-        return 0
-    queued, unrendered = await retry_dead(store, provider=args.provider, now=now)
+    routing = await replay_event(service, store, args.event_id, now=time.time())
+    if routing is None:
+        raise Failed(f"no event {args.event_id}")
+    ids = ", ".join(d.id for d in routing.deliveries) or "none (no rule matches now)"
+    print(f"{args.event_id}: routed again with the current rules; new deliveries: {ids}")
+    return 0
+
+
+async def _retry_dead(args: argparse.Namespace, store: Store) -> int:
+    queued, unrendered = await retry_dead(store, provider=args.provider, now=time.time())
     for delivery_id in unrendered:
         print(f"{delivery_id}: not retried (it never rendered); replay its event instead")
     print(f"{queued} dead deliveries queued again")
@@ -111,9 +115,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
     # dedupe keys inside the window stay, or a sender's late retry would make a second ticket
     window = Defaults().dedupe_window
     if Path(args.rules).is_dir():
-        window = load_config(
-            Path(args.rules), Path(args.templates), os.environ
-        ).defaults.dedupe_window
+        window = load_defaults(Path(args.rules), os.environ).dedupe_window
 
     async def work(store: Store) -> int:
         now = time.time()
@@ -135,7 +137,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
         now = time.time()
         holds = [h for h in (await store.provider_holds()).values() if h.until > now]
         for hold in holds:
-            print(f"{hold.provider}  {hold.state.value} until {iso(hold.until)}: {hold.reason}")
+            until = hold_until(hold) or "resumed"
+            print(f"{hold.provider}  {hold.state.value} until {until}: {hold.reason}")
         if not holds:
             print("no provider is paused", file=sys.stderr)
         return 0

@@ -1,6 +1,6 @@
 """Loading rules/*.yaml: merge, environment interpolation, JSON Schema, cross-references."""
 
-from bridge.config.loader import load_config
+from bridge.config.loader import load_config, load_defaults
 from bridge.config.model import (
     CircuitBreakerPolicy,
     Config,
@@ -30,6 +30,7 @@ __all__ = [
     "SourceConfig",
     "format_path",
     "load_config",
+    "load_defaults",
     "load_schema",
     "parse_duration",
     "parse_size",

@@ -33,6 +33,7 @@ from bridge.config.model import (
     RuleConfig,
     SourceConfig,
     format_path,
+    locate,
 )
 from bridge.config.units import parse_duration, parse_size
 from bridge.config.validation import drop_empty_secrets, reference_findings, schema_findings
@@ -97,6 +98,29 @@ def load_config(rules_dir: Path, templates_dir: Path, environ: Mapping[str, str]
         templates_dir=templates_dir,
         secrets=collect_secrets(data, interpolated.env_values),
     )
+
+
+def load_defaults(rules_dir: Path, environ: Mapping[str, str]) -> Defaults:
+    """Only the `defaults` section, for commands that need no providers or sources (`purge`):
+    a provider's secret missing from this environment is not their concern."""
+    files, problems = find_rule_files(rules_dir)
+    documents: list[YamlDocument] = []
+    for path in files:
+        document, file_problems = read_yaml(path, file=str(path))
+        problems.extend(file_problems)
+        if document is not None:
+            documents.append(document)
+    merged = _merge(documents)
+    interpolated = interpolate({"defaults": merged.data["defaults"]}, environ)
+    findings = [f for f in schema_findings(interpolated.data, {}) if f[0][:1] == ("defaults",)]
+    findings += interpolated.problems
+    problems += merged.problems + [
+        _problem(locate(merged.locations, path, rules_dir=rules_dir), message)
+        for path, message in findings
+    ]
+    if problems:
+        raise ConfigError(sorted(set(problems)))
+    return _defaults(interpolated.data["defaults"])
 
 
 def find_rule_files(rules_dir: Path) -> tuple[list[Path], list[Problem]]:
@@ -240,18 +264,7 @@ def _build(
 ) -> Config:
     """The records of a document that passed every check (so every value has its shape)."""
     raw_defaults = data["defaults"]
-    keep = raw_defaults.get("keep_bodies")
-    defaults = Defaults(
-        dedupe_window=parse_duration(raw_defaults.get("dedupe_window", "7d")),
-        max_depth=int(raw_defaults.get("max_depth", 64)),
-        max_body=parse_size(raw_defaults.get("max_body", "1MiB")),
-        keep_bodies=None if keep is None else parse_duration(keep),
-        retry=_retry(raw_defaults.get("retry", {})),
-        circuit_breaker=_breaker(raw_defaults.get("circuit_breaker", {})),
-        lease=parse_duration(raw_defaults.get("lease", "30s")),
-        shutdown_grace=parse_duration(raw_defaults.get("shutdown_grace", "10s")),
-        trusted_proxies=tuple(raw_defaults.get("trusted_proxies", ())),
-    )
+    defaults = _defaults(raw_defaults)
     sources = {
         name: SourceConfig(
             name=name,
@@ -294,6 +307,21 @@ def _build(
         defaults=defaults,
         locations=locations,
         secrets=secrets,
+    )
+
+
+def _defaults(raw: Mapping[str, Any]) -> Defaults:
+    keep = raw.get("keep_bodies")
+    return Defaults(
+        dedupe_window=parse_duration(raw.get("dedupe_window", "7d")),
+        max_depth=int(raw.get("max_depth", 64)),
+        max_body=parse_size(raw.get("max_body", "1MiB")),
+        keep_bodies=None if keep is None else parse_duration(keep),
+        retry=_retry(raw.get("retry", {})),
+        circuit_breaker=_breaker(raw.get("circuit_breaker", {})),
+        lease=parse_duration(raw.get("lease", "30s")),
+        shutdown_grace=parse_duration(raw.get("shutdown_grace", "10s")),
+        trusted_proxies=tuple(raw.get("trusted_proxies", ())),
     )
 
 

@@ -131,14 +131,19 @@ class Config:
 
     def locate(self, path: DocPath) -> Location:
         """Where `path` was written; falls back to the nearest enclosing node that was."""
-        for end in range(len(path), 0, -1):
-            found = self.locations.get(path[:end])
-            if found is not None:
-                if end == len(path):
-                    return found
-                suffix = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path[end:])
-                return Location(file=found.file, line=found.line, path=found.path + suffix)
-        return Location(file=str(self.rules_dir), line=0, path=format_path(path))
+        return locate(self.locations, path, rules_dir=self.rules_dir)
+
+
+def locate(locations: Mapping[DocPath, Location], path: DocPath, *, rules_dir: Path) -> Location:
+    """Where `path` was written; falls back to the nearest enclosing node that was."""
+    for end in range(len(path), 0, -1):
+        found = locations.get(path[:end])
+        if found is not None:
+            if end == len(path):
+                return found
+            suffix = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path[end:])
+            return Location(file=found.file, line=found.line, path=found.path + suffix)
+    return Location(file=str(rules_dir), line=0, path=format_path(path))
 
 
 def format_path(path: DocPath) -> str:

@@ -11,8 +11,11 @@ from bridge.store.base import Store
 __all__ = ["Store", "open_store"]
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, *, create: bool = True) -> Store:
     """The Store for `url`, not yet opened (await its open()).
+
+    With `create=False` (the commands that only read or steer what is stored), a SQLite file
+    that does not exist is a StoreError instead of a new, empty database.
 
     - `sqlite:///relative/path.db`, `sqlite:////absolute/path.db`, or a bare path: SQLite;
       `?synchronous=normal` trades the last commits before a power cut for speed
@@ -21,7 +24,7 @@ def open_store(url: str) -> Store:
       the URL passed to libpq as it is (`sslmode`, `options=-csearch_path%3Dschema`, ...).
     """
     if "://" not in url:
-        return _sqlite(url, {})
+        return _sqlite(url, {}, create=create)
     parts = urlsplit(url)
     if parts.scheme in ("postgresql", "postgres"):
         return _postgres(url)
@@ -40,10 +43,10 @@ def open_store(url: str) -> Store:
         options = parse_qs(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
     except ValueError as exc:
         raise StoreError(f"store URL {url!r}: bad query string") from exc
-    return _sqlite(path, options)
+    return _sqlite(path, options, create=create)
 
 
-def _sqlite(path: str, options: dict[str, list[str]]) -> Store:
+def _sqlite(path: str, options: dict[str, list[str]], *, create: bool) -> Store:
     from bridge.store.sqlite import SQLiteStore
 
     unknown = sorted(set(options) - {"synchronous"})
@@ -52,6 +55,11 @@ def _sqlite(path: str, options: dict[str, list[str]]) -> Store:
     synchronous = options.get("synchronous", ["full"])
     if len(synchronous) != 1:
         raise StoreError("synchronous is given more than once")
+    if not create and not Path(path).is_file():
+        raise StoreError(
+            f"no database at {path}: nothing has been stored there "
+            "(point --db or BRIDGE_DATABASE_URL at the service's database)"
+        )
     return SQLiteStore(Path(path), synchronous=synchronous[0])
 
 
