@@ -9,9 +9,14 @@ from functools import partial
 from bridge.dispatch import route_event
 from bridge.ids import new_id
 from bridge.service import Service
-from bridge.store.base import DeliveryStatus, HoldState, ProviderHold, Routing, Store
-
-PAUSED_BY_HAND = 100 * 365 * 86400.0  # a pause an operator asked for lasts until resumed
+from bridge.store.base import (
+    UNTIL_RESUMED,
+    DeliveryStatus,
+    HoldState,
+    ProviderHold,
+    Routing,
+    Store,
+)
 
 
 async def replay_event(
@@ -52,7 +57,7 @@ async def pause_provider(
         provider=provider,
         state=HoldState.PAUSED,
         since=now,
-        until=now + (PAUSED_BY_HAND if seconds is None else seconds),
+        until=now + (UNTIL_RESUMED if seconds is None else seconds),
         reason=reason,
     )
     await store.hold_provider(hold)

@@ -30,6 +30,35 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def hold_until(hold: ProviderHold) -> str | None:
+    """When a hold ends, in ISO 8601 UTC; None for a pause that lasts until it is resumed."""
+    return None if hold.until_resumed else iso(hold.until)
+
+
+def hold_json(hold: ProviderHold | None) -> dict[str, Any]:
+    """A provider's state, the same in every admin answer; `hold` None (or over) is active."""
+    if hold is None:
+        return {"state": "active", "since": None, "until": None, "reason": None}
+    return {
+        "state": hold.state.value,
+        "since": iso(hold.since),
+        "until": hold_until(hold),
+        "reason": hold.reason,
+    }
+
+
+def retry_refusal(delivery: Delivery) -> str:
+    """Why `delivery` cannot be retried: only a dead, skipped or cancelled one can."""
+    if delivery.status is DeliveryStatus.DONE:
+        why_not = "it was delivered, and sending it again would make a second ticket"
+    else:
+        why_not = f"it is still {delivery.status.value} and will be sent without a retry"
+    return (
+        f"delivery {delivery.id} cannot be retried: {why_not}; "
+        "only a dead, skipped or cancelled delivery can be retried"
+    )
+
+
 def _body(payload: str) -> Any:
     try:
         return json.loads(payload)
@@ -59,10 +88,10 @@ def why(delivery: Delivery, hold: ProviderHold | None, *, now: float) -> str:
         )
     if status is DeliveryStatus.PENDING and hold is not None and hold.until > now:
         if hold.state is HoldState.PAUSED:
+            ends = f"it resumes at {iso(hold.until)}, or" if not hold.until_resumed else "resume it"
             return (
                 f"provider {hold.provider} is paused since {iso(hold.since)}: {hold.reason}; "
-                f"it resumes at {iso(hold.until)}, or now with "
-                f"`ticketbridge resume {hold.provider}`"
+                f"{ends} now with `ticketbridge resume {hold.provider}`"
             )
         return f"provider {hold.provider}'s circuit is open until {iso(hold.until)}: {hold.reason}"
     if status is DeliveryStatus.PENDING and delivery.attempts:
@@ -169,6 +198,10 @@ def event_detail_text(detail: EventDetail, *, now: float) -> str:
             f"status={d['status']} attempts={d['attempts']}"
         )
         lines.append(f"          {d['reason']}")
+        if d["action"]:
+            lines.append("          action:")
+            rendered = json.dumps(d["action"], indent=2, ensure_ascii=False)
+            lines.extend(f"            {line}" for line in rendered.splitlines())
         if d["ticket_ref"]:
             lines.append(f"          ticket: {json.dumps(d['ticket_ref'])}")
         for a in d["attempt_log"]:

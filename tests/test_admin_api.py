@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import time
+from datetime import datetime
 
 import httpx
 import pytest
@@ -11,6 +13,8 @@ from tests.fakes.provider import FakeProvider
 from tests.helpers import poll, running_server, write_tree
 
 TOKEN = "admin-token-5a7c9e"
+ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
+TIME_KEYS = {"at", "since", "until", "received_at", "next_attempt_at"}
 DESK_TOKEN = "desk-secret-31415"
 
 
@@ -67,6 +71,21 @@ def server(tmp_path_factory, desk):
         log=root / "server.log",
     ) as url:
         yield url, root / "server.log"
+
+
+def parse_iso(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def times_in(answer: object) -> list[object]:
+    """Every value under a key that holds a time, anywhere in a JSON answer."""
+    if isinstance(answer, dict):
+        return [v for k, v in answer.items() if k in TIME_KEYS] + [
+            t for v in answer.values() for t in times_in(v)
+        ]
+    if isinstance(answer, list):
+        return [t for v in answer for t in times_in(v)]
+    return []
 
 
 def api(url: str) -> httpx.Client:
@@ -136,7 +155,10 @@ def test_a_failed_delivery_is_found_understood_and_retried(server, desk):
         assert again["status"] == "done"
         assert again["deliveries"][0]["ticket_ref"] is not None
         # a done delivery is not sent again: that would make a second ticket
-        assert client.post(f"/deliveries/{delivery['id']}/retry").status_code == 409
+        refused = client.post(f"/deliveries/{delivery['id']}/retry")
+        assert refused.status_code == 409 and refused.json()["status"] == "done"
+        assert "it was delivered" in refused.json()["detail"]
+        assert "finished" not in refused.json()["detail"]
     assert DESK_TOKEN not in log.read_text()
 
 
@@ -156,6 +178,7 @@ def test_retry_and_replay_of_what_does_not_exist_or_cannot_be_retried(server, de
         )["deliveries"][0]
         refused = client.post(f"/deliveries/{pending['id']}/retry")
         assert refused.status_code == 409 and refused.json()["error"] == "not_retryable"
+        assert "it is still pending" in refused.json()["detail"]
         client.post("/providers/desk/resume")
         assert settled(client, event_id)["status"] == "done"
 
@@ -233,11 +256,22 @@ def test_providers_pause_and_resume(server):
         assert set(listed) == {"desk", "audit"}
         assert listed["audit"]["state"] == "active" and listed["audit"]["type"] == "log"
 
+        before = time.time()
         paused = client.post("/providers/audit/pause", json={"for": "10m"})
         assert paused.status_code == 200 and paused.json()["state"] == "paused"
         listed = {p["name"]: p for p in client.get("/providers").json()["providers"]}
         assert listed["audit"]["state"] == "paused"
         assert listed["audit"]["reason"] == "paused from the admin API"
+        # one language for time: the pause answers as the listing does, ISO 8601 in UTC
+        until = paused.json()["until"]
+        assert until == listed["audit"]["until"] and ISO_UTC.fullmatch(until)
+        assert 590 < parse_iso(until) - before < 610
+        assert paused.json()["since"] == listed["audit"]["since"]
+
+        forever = client.post("/providers/audit/pause").json()
+        assert forever["until"] is None and ISO_UTC.fullmatch(forever["since"])
+        listed = {p["name"]: p for p in client.get("/providers").json()["providers"]}
+        assert listed["audit"]["until"] is None and listed["audit"]["state"] == "paused"
 
         assert client.post("/providers/audit/resume").json() == {
             "provider": "audit",
@@ -249,6 +283,26 @@ def test_providers_pause_and_resume(server):
         bad = client.post("/providers/audit/pause", json={"for": "soon"})
         assert bad.status_code == 400 and bad.json()["parameter"] == "for"
         assert client.post("/providers/audit/pause", content=b"[1]").status_code == 400
+
+
+def test_every_time_in_every_answer_is_iso_8601_utc(server, desk):
+    url, _ = server
+    with api(url) as client:
+        desk.answer_next(422, {"message": "no"})  # a dead delivery with an attempt
+        event_id = post_order(url, "T-1")
+        settled(client, event_id)
+        paused = client.post("/providers/desk/pause", json={"for": "1m"}).json()
+        answers = [
+            client.get("/events").json(),
+            client.get(f"/events/{event_id}").json(),
+            client.get("/deliveries").json(),
+            client.get("/providers").json(),
+            paused,
+        ]
+        client.post("/providers/desk/resume")
+    found = times_in(answers)
+    assert len(found) >= 8  # received_at, an attempt's at, the pause's since and until, ...
+    assert all(t is None or (isinstance(t, str) and ISO_UTC.fullmatch(t)) for t in found), found
 
 
 def test_without_an_admin_token_there_is_no_admin_at_all(tmp_path, desk):

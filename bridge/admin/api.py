@@ -7,6 +7,9 @@
     POST /admin/api/deliveries/{id}/retry
     GET  /admin/api/providers
     POST /admin/api/providers/{name}/pause        {"for": "1h"} optional; else until resumed
+
+Every time in an answer is ISO 8601 in UTC (`2026-11-21T10:00:00.000Z`); a pause that lasts
+until resumed has `"until": null`.
     POST /admin/api/providers/{name}/resume
 
 Errors are JSON: 400 invalid_parameter (naming it), 401 unauthorized, 404 not_found,
@@ -27,7 +30,13 @@ from bridge.admin.context import AdminContext, BadParameter, event_filters, int_
 from bridge.config import parse_duration
 from bridge.steering import pause_provider, replay_event
 from bridge.store.base import DeliveryStatus
-from bridge.views import delivery_json, event_detail_json, event_summary_json
+from bridge.views import (
+    delivery_json,
+    event_detail_json,
+    event_summary_json,
+    hold_json,
+    retry_refusal,
+)
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -100,10 +109,16 @@ def api_routes(ctx: AdminContext) -> list[Route]:
         if await ctx.store.retry_delivery(delivery_id, now=ctx.clock()):
             ctx.wake()
             return {"delivery_id": delivery_id, "status": "queued"}
-        if not await ctx.delivery_exists(delivery_id):
+        delivery = await ctx.store.get_delivery(delivery_id)
+        if delivery is None:
             return ctx.not_found("delivery")
         return ctx.json(
-            {"error": "not_retryable", "detail": "only a finished delivery can be retried"}, 409
+            {
+                "error": "not_retryable",
+                "status": delivery.status.value,
+                "detail": retry_refusal(delivery),
+            },
+            409,
         )
 
     async def providers(request: Request) -> Any:
@@ -123,7 +138,7 @@ def api_routes(ctx: AdminContext) -> list[Route]:
         hold = await pause_provider(
             ctx.store, name, now=ctx.clock(), reason="paused from the admin API", seconds=seconds
         )
-        return {"provider": name, "state": hold.state.value, "until": hold.until}
+        return {"provider": name, **hold_json(hold)}
 
     async def resume(request: Request) -> Any:
         name = request.path_params["name"]

@@ -15,7 +15,7 @@ from bridge.admin.auth import AdminAuth
 from bridge.logs import mask
 from bridge.service import Service
 from bridge.store.base import EventStatus, Store
-from bridge.views import iso
+from bridge.views import hold_json
 
 
 class BadParameter(Exception):
@@ -46,9 +46,6 @@ class AdminContext:
     def not_found(self, what: str) -> Response:
         return self.json({"error": "not_found", "detail": f"no such {what}"}, 404)
 
-    async def delivery_exists(self, delivery_id: str) -> bool:
-        return await self.store.get_delivery(delivery_id) is not None
-
     async def providers(self) -> list[dict[str, Any]]:
         """Every configured provider with its state (active, paused, circuit_open) and its
         deliveries by status."""
@@ -58,15 +55,12 @@ class AdminContext:
         found = []
         for name, config in sorted(self.service.config.providers.items()):
             hold = holds.get(name)
-            live = hold is not None and hold.until > now
+            live = hold if hold is not None and hold.until > now else None
             found.append(
                 {
                     "name": name,
                     "type": config.type,
-                    "state": hold.state.value if live and hold else "active",
-                    "since": iso(hold.since) if live and hold else None,
-                    "until": iso(hold.until) if live and hold else None,
-                    "reason": hold.reason if live and hold else None,
+                    **hold_json(live),
                     "deliveries": {
                         status.value: count
                         for (provider, status), count in sorted(stats.deliveries.items())

@@ -14,6 +14,7 @@ from bridge.admin.pages_frame import PageFrame, back_with_flash, form_text, safe
 from bridge.admin.pages_render import ADMIN
 from bridge.config import parse_duration
 from bridge.steering import pause_provider, replay_event
+from bridge.store.base import DeliveryStatus
 
 
 def action_routes(frame: PageFrame) -> list[Route]:
@@ -33,8 +34,11 @@ def action_routes(frame: PageFrame) -> list[Route]:
         if await ctx.store.retry_delivery(delivery_id, now=ctx.clock()):
             ctx.wake()
             return back_with_flash(back, "retried", delivery_id, form_text(form, "event"))
-        exists = await ctx.delivery_exists(delivery_id)
-        return back_with_flash(back, "not_retryable" if exists else "no_delivery", delivery_id)
+        delivery = await ctx.store.get_delivery(delivery_id)
+        if delivery is None:
+            return back_with_flash(back, "no_delivery", delivery_id)
+        done = delivery.status is DeliveryStatus.DONE
+        return back_with_flash(back, "already_done" if done else "not_retryable", delivery_id)
 
     async def pause(request: Request, form: FormData) -> Response:
         name = request.path_params["name"]

@@ -22,7 +22,8 @@ Action = Callable[[Request, FormData], Awaitable[Response]]
 FLASHES = {
     "logged_out": "You are logged out.",
     "retried": "Delivery {ref} is queued again.",
-    "not_retryable": "Delivery {ref} is not finished, so there is nothing to retry yet.",
+    "not_retryable": "Delivery {ref} is still under way: it will be sent without a retry.",
+    "already_done": "Delivery {ref} was delivered: sending it again would make a second ticket.",
     "no_delivery": "There is no delivery {ref}.",
     "replayed": "Event {ref} was routed again with the rules loaded now.",
     "paused": "Provider {ref} is paused.",
@@ -30,7 +31,7 @@ FLASHES = {
     "not_held": "Provider {ref} was neither paused nor held back.",
     "bad_duration": "That pause length is not a duration.",
 }
-PROBLEMS = frozenset({"not_retryable", "no_delivery", "not_held", "bad_duration"})
+PROBLEMS = frozenset({"not_retryable", "already_done", "no_delivery", "not_held", "bad_duration"})
 
 
 def safe_back(value: str | None, default: str) -> str:

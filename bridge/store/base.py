@@ -185,6 +185,10 @@ class HoldState(enum.StrEnum):
     CIRCUIT_OPEN = "circuit_open"  # too many retryable failures in a row
 
 
+#: how long a pause that lasts "until resumed" is written to last
+UNTIL_RESUMED = 100 * 365 * 86400.0
+
+
 @dataclass(frozen=True, kw_only=True)
 class ProviderHold:
     """Nothing is sent to `provider` until `until` (or until the hold is released)."""
@@ -194,6 +198,11 @@ class ProviderHold:
     since: float
     until: float
     reason: str
+
+    @property
+    def until_resumed(self) -> bool:
+        """An operator's pause with no end: it lasts until someone resumes the provider."""
+        return self.until - self.since >= UNTIL_RESUMED
 
 
 @dataclass(frozen=True, kw_only=True)
