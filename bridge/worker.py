@@ -34,6 +34,7 @@ from bridge.metrics import Metrics
 from bridge.providers.base import Outcome, OutcomeKind
 from bridge.service import Service
 from bridge.store.base import AttemptResult, Claim, DeliveryStatus, HoldState, ProviderHold, Store
+from bridge.views import hold_until
 
 log = logging.getLogger("bridge.worker")
 
@@ -163,6 +164,17 @@ class Worker:
             for new in routing.deliveries:
                 if new.status is DeliveryStatus.DEAD:  # its action could not be rendered
                     self.metrics.finished(new.provider, new.status)
+                    log.error(
+                        "delivery dead: its ticket could not be rendered",
+                        extra={
+                            "action": "dead",
+                            "event_id": event.id,
+                            "delivery_id": new.id,
+                            "rule": new.rule,
+                            "provider": new.provider,
+                            "error": new.last_error,
+                        },
+                    )
             log.info(
                 "routed",
                 extra={
@@ -233,18 +245,17 @@ class Worker:
         if kept:
             latency = now - claim.event.received_at
             self.metrics.finished(delivery.provider, result.status, latency=latency)
+        facts = {**_attempt_facts(claim, result), "http_status": outcome.status_code}
         if result.hold is not None and kept:
-            _log_hold(result.hold)
+            _log_hold(result.hold, facts)
         if pace is not None:
-            await self._pace_outcome(claim, pace, outcome.kind, result.attempt.error, now=now)
-        log.info(
-            "attempt",
-            extra={
-                **_attempt_facts(claim, result),
-                "http_status": outcome.status_code,
-                "lease_lost": not kept or None,
-            },
-        )
+            await self._pace_outcome(claim, pace, outcome.kind, facts, now=now)
+        if not kept:
+            log.warning("attempt outcome dropped: the lease was lost", extra=facts)
+        elif result.status is DeliveryStatus.DEAD:
+            log.error(f"delivery dead: {result.last_error}", extra=facts)
+        else:
+            log.info("attempt", extra=facts)
 
     async def _attempt(self, claim: Claim) -> Outcome:
         job = prepare(claim, config=self.service.config, now=self.clock())
@@ -262,7 +273,7 @@ class Worker:
             )
 
     async def _pace_outcome(
-        self, claim: Claim, pace: Pace, kind: OutcomeKind, error: str | None, *, now: float
+        self, claim: Claim, pace: Pace, kind: OutcomeKind, facts: dict[str, object], *, now: float
     ) -> None:
         """Feed the circuit breaker: retryable failures count, anything the provider answered
         on purpose (success, a 4xx) shows it is up."""
@@ -276,10 +287,13 @@ class Worker:
                 state=HoldState.CIRCUIT_OPEN,
                 since=now,
                 until=pace.breaker.open_until,
-                reason=f"{pace.breaker.failures} retryable failures in a row, the last: {error}",
+                reason=(
+                    f"{pace.breaker.failures} retryable failures in a row, "
+                    f"the last: {facts['error']}"
+                ),
             )
             await self.store.hold_provider(hold)
-            _log_hold(hold)
+            _log_hold(hold, facts)
 
     async def _housekeep(self, now: float) -> None:
         """Forget dedupe keys past the window, and raw bodies past defaults.keep_bodies."""
@@ -299,14 +313,15 @@ class Worker:
             )
 
 
-def _log_hold(hold: ProviderHold) -> None:
+def _log_hold(hold: ProviderHold, attempt: dict[str, object]) -> None:
+    """A paused provider or an open circuit, with the attempt that caused it."""
     log.error(
-        f"provider {hold.state.value}",
+        f"provider {hold.provider} {hold.state.value.replace('_', ' ')}: {hold.reason}",
         extra={
+            **attempt,
             "action": "provider_hold",
-            "provider": hold.provider,
             "state": hold.state.value,
-            "until": hold.until,
+            "until": hold_until(hold),
             "error": hold.reason,
         },
     )

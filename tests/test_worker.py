@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 from dataclasses import replace
 
@@ -134,3 +135,66 @@ def test_housekeeping_drops_raw_bodies_past_keep_bodies(tmp_path, monkeypatch):
 
 def unmatched(number, payload):
     return replace(shop_event(number, payload), source="elsewhere", raw=b'{"id": 1}')
+
+
+# -- what goes wrong is logged where operators look (warning and above) ----------------------
+
+
+def problems(caplog) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "bridge.worker" and r.levelno >= logging.WARNING]
+
+
+def assert_names_the_delivery(record: logging.LogRecord, detail) -> None:
+    (delivery,) = detail.deliveries
+    assert record.event_id == detail.event.id and record.delivery_id == delivery.id
+    assert record.rule == "order" and record.provider == "desk"
+
+
+@respx.mock
+def test_a_delivery_that_dies_is_logged_as_an_error_with_its_ids_and_reason(
+    tmp_path, monkeypatch, caplog
+):
+    respx.post("https://desk.example.com/tickets").mock(
+        side_effect=[httpx.Response(422, json={"message": "no such requester"})]
+        + [httpx.Response(502)] * 2
+    )
+    caplog.set_level(logging.INFO)
+    permanent, spent = deliver(tmp_path, monkeypatch, [{"id": 1}, {"id": 2}])
+    dead = [r for r in problems(caplog) if r.levelno == logging.ERROR]
+    assert len(dead) == 2, [r.getMessage() for r in problems(caplog)]
+    assert_names_the_delivery(dead[0], permanent)
+    assert dead[0].error == "HTTP 422: no such requester"
+    assert dead[0].getMessage() == "delivery dead: HTTP 422: no such requester"
+    assert_names_the_delivery(dead[1], spent)
+    assert dead[1].status == "dead" and "gave up after 2 tries" in dead[1].getMessage()
+
+
+def test_a_ticket_that_cannot_be_rendered_is_logged_as_an_error(tmp_path, monkeypatch, caplog):
+    text = CONFIG["rules/main.yaml"].replace('{{ body.id }}"', '{{ body.nope }}"', 1)
+    caplog.set_level(logging.INFO)
+    (detail,) = deliver(tmp_path, monkeypatch, [{"id": 1}], config={"rules/main.yaml": text})
+    (record,) = problems(caplog)
+    assert record.levelno == logging.ERROR and record.action == "dead"
+    assert_names_the_delivery(record, detail)
+    assert "'dict object' has no attribute 'nope'" in record.error
+
+
+@respx.mock
+def test_a_pause_and_an_open_circuit_are_logged_with_the_delivery_that_caused_them(
+    tmp_path, monkeypatch, caplog
+):
+    respx.post("https://desk.example.com/tickets").mock(return_value=httpx.Response(401))
+    caplog.set_level(logging.INFO)
+    (detail,) = deliver(tmp_path, monkeypatch, [{"id": 1}])
+    (record,) = problems(caplog)
+    assert record.levelno == logging.ERROR and record.action == "provider_hold"
+    assert record.state == "paused" and "HTTP 401" in record.error
+    assert_names_the_delivery(record, detail)
+
+    caplog.clear()
+    respx.post("https://desk.example.com/tickets").mock(return_value=httpx.Response(503))
+    details = deliver(tmp_path / "b", monkeypatch, [{"id": n} for n in range(4)], config=BREAKER)
+    (record,) = problems(caplog)
+    assert record.state == "circuit_open" and record.provider == "desk"
+    assert record.delivery_id in {d.deliveries[0].id for d in details}
+    assert "3 retryable failures in a row" in record.getMessage()
