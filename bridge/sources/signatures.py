@@ -8,6 +8,9 @@ presets.py are schemes written down for known senders.
 Checks run cheapest first: header present and well formed, timestamp fresh, then one HMAC
 per secret, every secret compared against every candidate signature so that the time taken
 does not tell which one came close.
+
+`ticketbridge send` signs with the same code (HmacVerifier.signed_message, see signing.py),
+so what a sender signs and what is checked here cannot drift apart.
 """
 
 from __future__ import annotations
@@ -41,13 +44,29 @@ class Signed:
 Piece = Callable[[Signed], bytes]
 
 
-def compile_message(template: str) -> tuple[tuple[Piece, ...], frozenset[str]]:
-    """The pieces that build the signed bytes, and which of timestamp and url they use.
+@dataclass(frozen=True, kw_only=True)
+class Message:
+    """A compiled `message` template: the pieces that build the signed bytes, and which parts
+    of the request they read (so the sender's side knows what it must supply)."""
+
+    pieces: tuple[Piece, ...]
+    uses_timestamp: bool
+    uses_url: bool
+    headers: tuple[tuple[str, ...], ...]  # one entry per {header:A|B}: its names, lower-case
+    queries: tuple[tuple[str, ...], ...]  # one entry per {query:A|B}: its names
+
+    def build(self, signed: Signed) -> bytes:
+        return b"".join(piece(signed) for piece in self.pieces)
+
+
+def compile_message(template: str) -> Message:
+    """The message a template describes; ValueError for an unknown placeholder.
 
     `{header:A|B}` takes the first of A, B that is present; a trailing `|lower` lower-cases.
     """
     pieces: list[Piece] = []
     uses: set[str] = set()
+    lookups: dict[str, list[tuple[str, ...]]] = {"header": [], "query": []}
     position = 0
     for match in _PLACEHOLDER.finditer(template):
         if match.start() > position:
@@ -65,7 +84,9 @@ def compile_message(template: str) -> tuple[tuple[Piece, ...], frozenset[str]]:
             uses.add("url")
             pieces.append(lambda s: s.url.encode("utf-8"))
         elif name.startswith(("header:", "query:")):
-            pieces.append(_lookup_piece(name))
+            kind, names, piece = _lookup_piece(name)
+            lookups[kind].append(names)
+            pieces.append(piece)
         else:
             raise ValueError(
                 f"message: unknown placeholder {{{name}}}; use {{body}}, {{timestamp}}, "
@@ -73,14 +94,21 @@ def compile_message(template: str) -> tuple[tuple[Piece, ...], frozenset[str]]:
             )
     if position < len(template):
         pieces.append(_literal(template[position:].encode("utf-8")))
-    return tuple(pieces), frozenset(uses)
+    return Message(
+        pieces=tuple(pieces),
+        uses_timestamp="timestamp" in uses,
+        uses_url="url" in uses,
+        headers=tuple(lookups["header"]),
+        queries=tuple(lookups["query"]),
+    )
 
 
 def _literal(data: bytes) -> Piece:
     return lambda s: data
 
 
-def _lookup_piece(spec: str) -> Piece:
+def _lookup_piece(spec: str) -> tuple[str, tuple[str, ...], Piece]:
+    """(header | query, the names it tries, the piece)."""
     kind, _, rest = spec.partition(":")
     names = rest.split("|")
     filters: list[Callable[[str], str]] = []
@@ -101,7 +129,8 @@ def _lookup_piece(spec: str) -> Piece:
         shown = " or ".join(n.lower() if kind == "header" else n for n in names)
         raise reject(f"missing {where} {shown}")
 
-    return piece
+    looked_up = tuple(n.lower() for n in names) if kind == "header" else tuple(names)
+    return kind, looked_up, piece
 
 
 def _wire_bytes(header_value: str) -> bytes:
@@ -121,6 +150,11 @@ def secret_key(secret: str, encoding: str) -> bytes:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise ValueError(f"a secret is not valid base64 (secret_encoding {encoding})") from None
+
+
+def encode_signature(digest: bytes, encoding: str) -> str:
+    """A digest written the way a sender writes it: lower-case hex or padded base64."""
+    return digest.hex() if encoding == "hex" else base64.b64encode(digest).decode("ascii")
 
 
 def decode_signature(text: str, encoding: str) -> bytes | None:
@@ -183,14 +217,14 @@ class HmacVerifier(Verifier):
         self.headers = _names(header)
         if not self.headers:
             raise ValueError("hmac needs the `header` that carries the signature")
-        self.kv = (pair_sep, kv_sep, frozenset(signature_keys)) if format == "kv" else None
+        self.kv = (pair_sep, kv_sep, tuple(signature_keys)) if format == "kv" else None
         self.timestamp_key = timestamp_key if format == "kv" else None
         self.timestamp_headers = _names(timestamp_header)
         self.prefix = prefix
         self.encoding = encoding
-        self.pieces, self.uses = compile_message(message)
-        uses_timestamp = "timestamp" in self.uses
-        has_timestamp = bool(self.timestamp_key or self.timestamp_headers)
+        self.message = compile_message(message)
+        uses_timestamp = self.message.uses_timestamp
+        self.has_timestamp = has_timestamp = bool(self.timestamp_key or self.timestamp_headers)
         if uses_timestamp and not has_timestamp:
             raise ValueError("message uses {timestamp} but no timestamp_header or timestamp_key")
         if tolerance is None:
@@ -211,16 +245,23 @@ class HmacVerifier(Verifier):
         digests = [d for d in (decode_signature(c, self.encoding) for c in candidates) if d]
         if not digests:
             raise reject(f"malformed header {header}: signature is not {self.encoding}")
-        url = public_url(request, self.public_url) if "url" in self.uses else ""
-        signed = Signed(request=request, timestamp=timestamp or "", url=url)
-        message = b"".join(piece(signed) for piece in self.pieces)
+        message = self.signed_message(request, timestamp or "")
         found = False
         for key in self.keys:
-            expected = hmac.digest(key, message, self.algorithm)
+            expected = self.digest(key, message)
             for digest in digests:
                 found |= hmac.compare_digest(expected, digest)
         if not found:
             raise reject("no signature matched")
+
+    def signed_message(self, request: RawRequest, timestamp: str) -> bytes:
+        """The bytes the sender signs for `request` at `timestamp`: what `verify` checks, and
+        what the sender's side (signing.py) signs, so the two cannot drift apart."""
+        url = public_url(request, self.public_url) if self.message.uses_url else ""
+        return self.message.build(Signed(request=request, timestamp=timestamp, url=url))
+
+    def digest(self, key: bytes, message: bytes) -> bytes:
+        return hmac.digest(key, message, self.algorithm)
 
     def _read(self, header: str, value: str) -> tuple[list[str], str | None]:
         """Candidate signatures (prefix removed) and the timestamp the header carries."""

@@ -5,6 +5,7 @@
 form parameter, sorted by name, as name + value. A JSON body is not signed itself: Twilio
 puts its SHA-256 in the URL's `bodySHA256` parameter and signs the URL alone. Twilio's own
 validator accepts the URL with and without the default port; so does this one.
+`ticketbridge send` signs the first of `signed_messages` (signing.py).
 """
 
 from __future__ import annotations
@@ -56,6 +57,17 @@ def signed_params(body: bytes) -> bytes:
     ).encode("utf-8")
 
 
+def body_sha256(body: bytes) -> str:
+    """The `bodySHA256` Twilio puts in the URL for a JSON body: hex SHA-256 of its bytes."""
+    return hashlib.sha256(body).hexdigest()
+
+
+def signature_algorithm(request: RawRequest) -> str:
+    """sha1, or sha256 when X-Twilio-Webhooks-Signature-Settings asks for HMAC_SHA256."""
+    settings = request.header("x-twilio-webhooks-signature-settings") or ""
+    return "sha256" if "HMAC_SHA256" in settings.upper() else "sha1"
+
+
 class TwilioVerifier(Verifier):
     secret_headers = frozenset({"x-twilio-signature"})
 
@@ -72,22 +84,27 @@ class TwilioVerifier(Verifier):
         digest = decode_signature(given, "base64")
         if not digest:
             raise reject("malformed header x-twilio-signature: signature is not base64")
-        settings = request.header("x-twilio-webhooks-signature-settings") or ""
-        algorithm = "sha256" if "HMAC_SHA256" in settings.upper() else "sha1"
-        url = public_url(request, self.public_url)
+        algorithm = signature_algorithm(request)
         body_hash = request.query_value("bodySHA256")
         if body_hash is not None:
-            actual = hashlib.sha256(request.body).hexdigest().encode("ascii")
+            actual = body_sha256(request.body).encode("ascii")
             if not hmac.compare_digest(actual, body_hash.lower().encode("utf-8", "replace")):
                 raise reject("body does not match its bodySHA256")
-            params = b""
-        else:
-            params = signed_params(request.body)
         found = False
-        for variant in url_variants(url):
-            message = variant.encode("utf-8") + params
+        for message in self.signed_messages(request):
             for key in self.keys:
                 expected = hmac.digest(key, message, algorithm)
                 found |= hmac.compare_digest(expected, digest)
         if not found:
             raise reject("no signature matched")
+
+    def signed_messages(self, request: RawRequest) -> tuple[bytes, ...]:
+        """What Twilio signs for `request`, once per variant of the URL it called (the first
+        is that URL as given): the URL, then the sorted form parameters, or nothing more when
+        the URL carries a JSON body's bodySHA256."""
+        if request.query_value("bodySHA256") is not None:
+            params = b""
+        else:
+            params = signed_params(request.body)
+        url = public_url(request, self.public_url)
+        return tuple(variant.encode("utf-8") + params for variant in url_variants(url))
