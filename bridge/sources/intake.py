@@ -131,6 +131,11 @@ class CompiledSource:
             raise RejectedRequest(422, "schema_invalid", error.message, path=path)
 
 
+def dedupe_key_of(source: SourceConfig) -> str | None:
+    """The source's dedupe key: its own `dedupe_key`, else its preset's default."""
+    return source.dedupe_key or default_dedupe_key(source.verify)
+
+
 def _dedupe_by_path(text: str) -> Callable[[Mapping[str, Any]], str | None]:
     path = parse_path(text)
 
@@ -170,7 +175,7 @@ def compile_sources(
             )
             continue
         dedupe = None
-        dedupe_key = source.dedupe_key or default_dedupe_key(source.verify)
+        dedupe_key = dedupe_key_of(source)
         if dedupe_key:
             at = config.locate(("sources", name, "dedupe_key"))
             try:
