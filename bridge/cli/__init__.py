@@ -1,11 +1,12 @@
-"""ticketbridge: serve, worker, check, try, events, show, replay, purge, resume, schema
+"""ticketbridge: serve, worker, check, try, events, show, replay, purge, resume, schema, send
 (DESIGN §4.2; `resume` ends a provider's pause).
 
 Exit codes: 0 ok; 1 the thing checked is wrong (config errors, a failed send, no such
-event); 2 usage errors (argparse's own).
+event); 2 usage errors (argparse's own, and those `send` finds).
 
 The commands live beside this module: running.py (serve, worker), dryrun.py (check, try),
-records.py (events, show, replay, purge, resume, schema); common.py holds what they share.
+records.py (events, show, replay, purge, resume, schema), send.py (send); common.py holds
+what they share.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from bridge.cli.records import (
     cmd_show,
 )
 from bridge.cli.running import cmd_serve, cmd_worker
+from bridge.cli.send import add_parser as add_send_parser
+from bridge.cli.send import cmd_send
 from bridge.cli.vambe import add_parser as add_vambe_parser
 from bridge.cli.vambe import cmd_vambe_stages
 from bridge.exceptions import BridgeError, ConfigError
@@ -121,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("provider", nargs="?")
 
     commands.add_parser("schema", help="print the configuration's JSON Schema")
+    add_send_parser(commands)
     add_vambe_parser(commands)
     return parser
 
@@ -159,5 +163,6 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "purge": cmd_purge,
     "resume": cmd_resume,
     "schema": cmd_schema,
+    "send": cmd_send,
     "vambe-stages": cmd_vambe_stages,
 }
