@@ -103,7 +103,7 @@ def sign(verifier: Verifier, request: Outgoing, *, now: float) -> Outgoing:
 def content_type_for(body_setting: str | None, body: bytes) -> str:
     """What a source with this `body` setting reads; without one, what the body looks like
     (JSON when it starts with { or [ or is empty, multipart when it starts with a --boundary
-    line, else an urlencoded form). ValueError for multipart without a boundary line."""
+    line, else an urlencoded form). ValueError for a multipart setting without that line."""
     mode = (body_setting or _looks_like(body)).partition(":")[0]
     if mode in ("form", "form_json_field"):
         return FORM
@@ -257,7 +257,13 @@ def _looks_like(body: bytes) -> str:
     start = body.removeprefix(b"\xef\xbb\xbf").lstrip()
     if not start or start[:1] in (b"{", b"["):
         return "json"
-    return "multipart" if start.startswith(b"--") else "form"
+    if start.startswith(b"--"):
+        try:
+            _boundary_of(body)
+            return "multipart"
+        except ValueError:
+            pass
+    return "form"
 
 
 def _boundary_of(body: bytes) -> str:

@@ -345,6 +345,8 @@ def test_a_header_the_signer_writes_cannot_be_given():
         (None, b'\xef\xbb\xbf  {"a": 1}', "application/json"),
         (None, b"[1]", "application/json"),
         (None, b"name=Ana", FORM),
+        (None, b"--", FORM),  # no boundary after the dashes: not multipart
+        (None, b'-- "quoted"\r\n', FORM),
         (
             None,
             b"--frontier\r\nContent-Disposition: form-data",
