@@ -17,8 +17,9 @@ from typing import Any
 
 import babel
 import babel.numbers
-import phonenumbers
 from jinja2 import Undefined
+
+from bridge import phones
 
 ISO = "iso"
 _MS_THRESHOLD = 100_000_000_000  # |epoch| at or above this is milliseconds (year 5138 in s)
@@ -28,29 +29,22 @@ class FilterError(ValueError):
     """A filter was given a value it cannot turn into what it promises."""
 
 
-def e164(value: Any, region: str = "ZZ") -> str:
+def e164(value: Any, region: str = phones.NO_REGION, strict: bool = False) -> str:
     """A phone number (int or text with spaces, dashes, parentheses) as E.164: "+56912345678".
 
     `region` (ISO 3166 code) is the default for numbers written without a leading +; without
-    one ("ZZ"), bare digits are read as an international number without its +."""
+    one ("ZZ"), bare digits are read as an international number without its +. Any number
+    phonenumbers calls possible is accepted; `strict` (true or false, nothing else) also
+    demands a valid one. The reading itself is bridge.phones.to_e164."""
     if _absent(value):
         return ""
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise FilterError(f"e164: {value!r} is not a phone number (expected text or an integer)")
-    text, default = str(value).strip(), str(_defined(region)).strip().upper() or "ZZ"
-    if default == "ZZ" and not text.startswith("+") and text.isdigit():
-        text = "+" + text  # no default region: bare digits are international (WhatsApp style)
-    where = f" (default region {default})" if default != "ZZ" else ""
+    strict = _defined(strict)
+    if not isinstance(strict, bool):
+        raise FilterError(f"e164: strict must be true or false, not {strict!r}")
     try:
-        number = phonenumbers.parse(text, default)
-    except phonenumbers.NumberParseException as exc:
-        reason = str(exc).split(") ", 1)[-1]  # "(1) The string supplied ..." -> the sentence
-        raise FilterError(
-            f"e164: cannot read {value!r} as a phone number{where}: {reason}"
-        ) from None
-    if not (phonenumbers.is_possible_number(number) and phonenumbers.is_valid_number(number)):
-        raise FilterError(f"e164: {value!r} is not a valid phone number{where}")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return phones.to_e164(value, str(_defined(region)), strict=strict)
+    except phones.PhoneError as exc:
+        raise FilterError(f"e164: {exc}") from None
 
 
 def money(amount_minor: Any, currency: str, locale: str = "en_US") -> str:

@@ -7,7 +7,6 @@ API root (`https://api.awalchat.com/api/developer`).
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from bridge import phones
 from bridge.providers.awalchat_signing import AwalSigner
 from bridge.providers.base import Outcome, OutcomeKind, excerpt, exchange
 
@@ -26,7 +26,7 @@ OPEN, CLOSE = "openTicket", "closeTicket"
 
 def phone_digits(phone: str | None) -> str:
     """Awal Chat wants international numbers as digits only, without `+`."""
-    return re.sub(r"\D", "", phone or "")
+    return phones.digits(phone)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -10,7 +10,6 @@ pretends the API said to each of these calls.
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,19 +17,19 @@ from typing import Any
 
 import httpx
 
+from bridge import phones
 from bridge.providers.base import Outcome, OutcomeKind, exchange
 from bridge.tickets import Contact
 
 #: additional_attributes keys the bridge writes on the conversations it creates
 CORRELATE_KEY = "ticketbridge_correlate"
 DELIVERY_KEY = "ticketbridge_delivery"
-_PHONE_PUNCTUATION = re.compile(r"[\s().-]")
 
 
 def phone_number(value: str) -> str:
-    """`+56 9 6123-4567` -> `+56961234567` (Chatwoot stores and validates E.164)."""
-    stripped = _PHONE_PUNCTUATION.sub("", value)
-    return stripped if re.fullmatch(r"\+\d+", stripped) else value
+    """`+56 9 6123-4567` -> `+56961234567` (Chatwoot stores and validates E.164); a value
+    bridge.phones does not take for a phone number goes as it is."""
+    return phones.for_provider(value) or value
 
 
 def contact_keys(contact: Contact) -> list[tuple[str, str]]:

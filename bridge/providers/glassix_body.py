@@ -14,11 +14,11 @@ options          -> protocol (overrides the provider's), culture, details
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bridge import phones
 from bridge.tickets import TicketAction
 
 PROTOCOLS = (
@@ -81,7 +81,7 @@ def participant(action: TicketAction, protocol: str) -> dict[str, Any]:
     contact = action.contact
     key = contact_key(protocol)
     raw = getattr(contact, key)
-    identifier = re.sub(r"\D", "", raw) if key == "phone" and raw else raw
+    identifier = phones.digits(raw) if key == "phone" else raw
     if not identifier:
         raise BodyError(f"a {protocol} ticket needs contact.{key} (the participant identifier)")
     out: dict[str, Any] = {"type": "Client", "protocolType": protocol, "identifier": identifier}

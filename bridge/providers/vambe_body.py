@@ -15,15 +15,12 @@ into a permanent outcome without calling the API.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from typing import Any
 
+from bridge import phones
 from bridge.providers.vambe_config import VambeSettings
 from bridge.tickets import Direction, TicketAction
-
-_SEPARATORS = re.compile(r"[\s().\-]")
-_PHONE = re.compile(r"\+?[0-9]{6,15}")
 
 
 class UnsendableAction(Exception):
@@ -31,11 +28,12 @@ class UnsendableAction(Exception):
 
 
 def phone_number(action: TicketAction) -> str | None:
-    """contact.phone without separators ("+56 9 1234-5678" -> "+56912345678"), or None."""
+    """contact.phone in E.164 ("+56 9 1234-5678" -> "+56912345678"; bridge.phones decides
+    what is a phone number), or None when the action has none."""
     if action.contact.phone is None:
         return None
-    phone = _SEPARATORS.sub("", action.contact.phone)
-    if not _PHONE.fullmatch(phone):
+    phone = phones.for_provider(action.contact.phone)
+    if phone is None:
         raise UnsendableAction(
             f"contact.phone {action.contact.phone!r} is not a phone number "
             "(E.164 expected, e.g. +56912345678; the e164 filter makes one)"

@@ -264,6 +264,20 @@ def test_create_on_an_existing_conversation_opens_a_ticket_then_sends_the_messag
     assert_signed(request, "/w/message/text")
 
 
+@pytest.mark.parametrize("phone", ["+966 50 000 0000", "966500000000", "+966 (50) 000-0000"])
+@respx.mock
+def test_the_phone_is_searched_and_matched_as_the_digits_of_its_e164_form(tmp_path, phone):
+    search = respx.get(f"{BASE}/conversations").mock(
+        return_value=conversations({"id": 7, "phone": "+966 50 000 0000"})  # as a person wrote it
+    )
+    respx.post(f"{BASE}/wechat/chat/events/7").mock(return_value=ticket_answer("opened"))
+    send = respx.post(f"{BASE}/w/message/text").mock(return_value=SENT)
+    outcome = deliver(tmp_path, job(phone=phone))
+    assert outcome.kind is OutcomeKind.SUCCESS
+    assert search.calls.last.request.url.params["searchTerm"] == DIGITS
+    assert json.loads(send.calls.last.request.content)["phone"] == DIGITS
+
+
 @respx.mock
 def test_create_without_a_conversation_sends_the_first_message_then_opens(tmp_path):
     search = respx.get(f"{BASE}/conversations").mock(

@@ -200,6 +200,9 @@ def test_cloudchat_create_is_one_call_with_the_preferred_contact_field(tmp_path,
             "ana@example.com",
         ),
         (Contact(phone="+56 9 6123-4567"), "contact_phone_number", "+56961234567"),
+        (Contact(phone="56912345678"), "contact_phone_number", "+56912345678"),
+        (Contact(phone="+56 9 1234 5678"), "contact_phone_number", "+56912345678"),
+        (Contact(phone="ext. 12"), "contact_phone_number", "ext. 12"),  # not a phone: as given
     ],
 )
 def test_cloudchat_prefers_identifier_then_email_then_phone(tmp_path, api, person, field, value):

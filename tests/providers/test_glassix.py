@@ -242,6 +242,20 @@ def test_name_falls_back_to_the_email_on_phone_channels_and_culture_to_the_provi
     assert body["culture"] == "he-IL"
 
 
+@pytest.mark.parametrize(
+    ("phone", "identifier"),
+    [
+        ("+1 (781) 846-9236", "17818469236"),
+        ("17818469236", "17818469236"),  # bare digits are already international
+        ("7818469236", "7818469236"),  # Glassix's own example: not a number phonenumbers reads
+        ("+44 (0) 20 7946 0000", "442079460000"),  # E.164 digits: no national prefix
+    ],
+)
+def test_the_phone_identifier_is_the_digits_of_its_e164_form(api, phone, identifier):
+    deliver(job(action(contact=Contact(name="Luke Long", phone=phone))))
+    assert sent(api["create"])[1]["participants"][0]["identifier"] == identifier
+
+
 def test_create_with_an_outgoing_message_sends_it_after_the_create(api):
     (outcome,) = deliver(
         job(action(message=Message(text="We got it", direction=Direction.OUTGOING)))

@@ -216,6 +216,23 @@ def test_a_create_without_a_usable_phone_is_permanent_and_sends_nothing(tmp_path
     assert not route.called
 
 
+@pytest.mark.parametrize(
+    ("phone", "to_phone_number"),
+    [
+        ("+56912345678", "+56912345678"),  # the forms Vambe's document gives, all as E.164
+        ("56912345678", "+56912345678"),
+        ("+56 9 1234 5678", "+56912345678"),
+        ("+5691234", "+5691234"),  # too short for phonenumbers: sent as before, Vambe decides
+    ],
+)
+@respx.mock
+def test_a_create_sends_the_phone_as_bridge_phones_reads_it(tmp_path, phone, to_phone_number):
+    route = respx.post(OPEN).mock(return_value=CREATED)
+    outcome = deliver(tmp_path, job(action(contact=Contact(phone=phone))))
+    assert outcome.kind is OutcomeKind.SUCCESS
+    assert sent(route)[1]["to_phone_number"] == to_phone_number
+
+
 # -- update ------------------------------------------------------------------------------------
 
 

@@ -1,6 +1,7 @@
 import datetime as dt
 import json
 from decimal import Decimal
+from pathlib import Path
 
 import babel.numbers
 import phonenumbers
@@ -8,7 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bridge.exceptions import RenderError
 from bridge.filters import FilterError, datetime, e164, fromjson, money, tojson
+from bridge.templates import Templates
 
 # -- e164 ----------------------------------------------------------------------------------------
 
@@ -55,6 +58,85 @@ def test_e164_rejects_non_text_values() -> None:
 @pytest.mark.parametrize("value", [None, "", "   "])
 def test_e164_absent_value_gives_empty_text(value: object) -> None:
     assert e164(value, "CL") == ""
+
+
+# The Vambe document's own example (/work/shared/seeds/): possible, not valid for phonenumbers.
+VAMBE_EXAMPLES = ["+56912345678", "56912345678", 56912345678, "+56 9 1234 5678"]
+
+
+@pytest.mark.parametrize("value", VAMBE_EXAMPLES)
+def test_e164_accepts_possible_numbers_such_as_vambes_example(value: object) -> None:
+    assert e164(value, "CL") == "+56912345678"
+    assert e164(value, "CL", False) == "+56912345678"
+
+
+@pytest.mark.parametrize("value", VAMBE_EXAMPLES)
+def test_e164_strict_also_demands_a_valid_number(value: object) -> None:
+    with pytest.raises(FilterError) as caught:
+        e164(value, "CL", strict=True)
+    assert str(caught.value) == (
+        f"e164: {value!r} is not a phone number (default region CL): "
+        "possible, but not valid: no such range in phonenumbers' metadata"
+    )
+    assert e164("+56 9 6123 4567", "CL", True) == "+56961234567"  # a valid one passes
+
+
+def test_e164_glassix_example_with_a_us_default() -> None:
+    assert e164("7818469236", "US") == "+17818469236"
+    assert e164("7818469236", "US", strict=True) == "+17818469236"
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"), [("123", "too short"), ("call me", "it does not look like a phone number")]
+)
+def test_e164_impossible_numbers_are_errors_in_both_modes(value: str, reason: str) -> None:
+    for strict in (False, True):
+        with pytest.raises(FilterError) as caught:
+            e164(value, "CL", strict=strict)
+        assert (
+            str(caught.value)
+            == f"e164: {value!r} is not a phone number (default region CL): {reason}"
+        )
+
+
+@pytest.mark.parametrize("strict", ["true", 1, None])
+def test_e164_strict_takes_a_boolean_only(strict: object) -> None:
+    with pytest.raises(FilterError) as caught:
+        e164("+56961234567", "CL", strict=strict)  # type: ignore[arg-type]
+    assert str(caught.value) == f"e164: strict must be true or false, not {strict!r}"
+
+
+@pytest.mark.parametrize("value", [None, ""])
+def test_e164_absent_value_gives_empty_text_also_when_strict(value: object) -> None:
+    assert e164(value, "CL", strict=True) == ""
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("{{ body.phone | e164('CL') }}", "+56912345678"),
+        ("{{ body.phone | e164('CL', strict=false) }}", "+56912345678"),
+        ("{{ body.number | e164('CL') }}", "+56912345678"),
+        ("{{ body.valid | e164('CL', strict=true) }}", "+56961234567"),
+        ("{{ body.valid | e164('CL', true) }}", "+56961234567"),
+        ("{{ body.missing | default('') | e164('CL', strict=true) }}", ""),
+    ],
+)
+def test_e164_in_a_template(tmp_path: Path, template: str, expected: str) -> None:
+    compiled = Templates(tmp_path).compile_string(template, name="phone")
+    body = {"phone": "+56 9 1234 5678", "number": 56912345678, "valid": "9 6123 4567"}
+    assert compiled.render({"body": body}) == expected
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["{{ body.phone | e164('CL', strict=true) }}", "{{ body.phone | e164('CL', true) }}"],
+)
+def test_e164_strict_in_a_template_is_a_render_error(tmp_path: Path, template: str) -> None:
+    compiled = Templates(tmp_path).compile_string(template, name="phone")
+    with pytest.raises(RenderError) as caught:
+        compiled.render({"body": {"phone": "+56912345678"}})
+    assert caught.value.message.startswith("e164: '+56912345678' is not a phone number")
 
 
 _REGIONS = sorted(r for r in phonenumbers.SUPPORTED_REGIONS if phonenumbers.example_number(r))

@@ -1,12 +1,15 @@
+import asyncio
 import copy
 import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from bridge.config.model import Config, Defaults, DocPath, Location, RuleConfig
+from bridge.dispatch import route_event
 from bridge.exceptions import Problem, RenderError
 from bridge.rendering import (
     CompiledTicket,
@@ -15,7 +18,8 @@ from bridge.rendering import (
     event_context,
     rule_context,
 )
-from bridge.store.base import EventStatus, StoredEvent
+from bridge.service import load_service
+from bridge.store.base import DeliveryStatus, EventStatus, NewDelivery, Routing, StoredEvent
 from bridge.templates import Templates
 from bridge.tickets import (
     ActionKind,
@@ -26,6 +30,7 @@ from bridge.tickets import (
     OnMissing,
     TicketAction,
 )
+from tests.helpers import write_tree
 
 RULE: DocPath = ("rules", 0)
 TICKET: DocPath = RULE + ("ticket",)
@@ -420,3 +425,70 @@ def test_render_error_in_a_string_template(tmp_path: Path, templates: Templates)
     assert caught.value.template == "rules/stripe.yaml:13 rules[0].ticket.contact.phone"
     assert caught.value.line == 1
     assert caught.value.message.startswith("e164: '12'")
+
+
+# -- a phone the e164 filter cannot use: the delivery is dead, the event is kept ------------------
+
+PHONE_RULES = """
+    providers:
+      audit: {type: log}
+    sources:
+      shop: {verify: {type: none}}
+    rules:
+      - name: call-back
+        source: shop
+        action: create_ticket
+        provider: audit
+        ticket:
+          contact: {phone: "{{ body.phone | e164('CL') }}"}
+          subject: "Call back"
+"""
+
+
+def route_phone(tmp_path: Path, phone: object) -> NewDelivery:
+    root = write_tree(tmp_path, {"rules/main.yaml": PHONE_RULES})
+    (root / "templates").mkdir()
+    event = StoredEvent(
+        id="evt_phone",
+        source="shop",
+        received_at=1700000000.0,
+        headers={},
+        query={},
+        payload=json.dumps({"phone": phone}),
+        content_type="application/json",
+        dedupe_key=None,
+        status=EventStatus.ACCEPTED,
+    )
+
+    async def go() -> Routing:
+        async with httpx.AsyncClient() as client:
+            service = load_service(root / "rules", root / "templates", {}, client)
+            return route_event(service, event, now=1700000000.0, new_id=lambda: "dlv_1")
+
+    routing = asyncio.run(go())
+    assert routing.matched_rules == ("call-back",)
+    (delivery,) = routing.deliveries
+    return delivery
+
+
+@pytest.mark.parametrize("phone", ["+56 9 1234 5678", "56912345678", 56912345678])
+def test_vambes_example_phone_reaches_the_provider(tmp_path: Path, phone: object) -> None:
+    delivery = route_phone(tmp_path, phone)
+    assert delivery.status is DeliveryStatus.PENDING
+    assert delivery.action is not None
+    assert delivery.action["contact"] == {"phone": "+56912345678"}
+
+
+@pytest.mark.parametrize(
+    ("phone", "reason"), [("123", "too short"), ("call me", "it does not look like a phone number")]
+)
+def test_an_impossible_phone_is_a_dead_delivery_naming_the_value(
+    tmp_path: Path, phone: str, reason: str
+) -> None:
+    delivery = route_phone(tmp_path, phone)
+    assert delivery.status is DeliveryStatus.DEAD
+    assert delivery.action is None
+    assert delivery.last_error == (
+        f"render error in {tmp_path}/rules/main.yaml:11 rules[0].ticket.contact.phone, line 1: "
+        f"e164: {phone!r} is not a phone number (default region CL): {reason}"
+    )
