@@ -3,6 +3,8 @@
 `load_service` is what `serve`, `worker`, `check` and `try` all start from: it loads the YAML,
 compiles every condition, expression and template, builds the verifiers and the providers, and
 raises one ConfigError carrying every problem found, so a bad configuration never starts.
+What can be compiled is compiled even when other parts are wrong (a rule naming an unknown
+provider, a provider with a schema problem): one run of `check` reports every problem.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from bridge.config import Config, RuleConfig, load_config
+from bridge.config import Config, RuleConfig, draft_config
 from bridge.exceptions import ConfigError, Problem
 from bridge.providers.base import Provider
 from bridge.providers.registry import build_providers
@@ -57,9 +59,12 @@ def load_service(
     rules_dir: Path, templates_dir: Path, environ: Mapping[str, str], client: httpx.AsyncClient
 ) -> Service:
     """Raise ConfigError with every problem, or return the service ready to run."""
-    config = load_config(rules_dir, templates_dir, environ)
+    draft = draft_config(rules_dir, templates_dir, environ)
+    if draft.config is None:
+        raise ConfigError(list(draft.problems))
+    config = draft.config  # with problems, only the entries that could be built: never run
     templates = Templates(templates_dir)
-    problems: list[Problem] = []
+    problems: list[Problem] = list(draft.problems)
     sources = compile_sources(config, templates, problems)
     rules: dict[str, CompiledRule] = {}
     matchable: list[MatchableRule] = []
@@ -95,8 +100,8 @@ def load_service(
     }
     providers = build_providers(config, templates, client, problems)
     proxies = _trusted_proxies(config, problems)
-    if problems:
-        raise ConfigError(problems)
+    if problems:  # before the Matcher, which refuses a missing default rule or a repeated name
+        raise ConfigError(sorted(set(problems)))
     return Service(
         config=config,
         templates=templates,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +21,7 @@ from bridge.store import open_store
 from bridge.store.base import HoldState, ProviderHold
 from bridge.worker import Worker
 from tests.helpers import shop_event, write_tree
+from tests.mistakes import MISTAKES, write_config
 
 GOOD = {
     "rules/main.yaml": """
@@ -93,16 +96,10 @@ def test_check_lists_every_problem_with_file_and_line_and_exits_1(tmp_path, caps
     assert main(["check", *args_for(tmp_path)]) == 1
     out = capsys.readouterr().out.splitlines()
     b = f"{tmp_path}/rules/b.yaml"
+    # the unknown provider does not stop the run: every compile problem shows with it
     assert any(
         line.startswith(f"{b}:8: rules[0].provider: ") and "nowhere" in line for line in out
     ), out
-    assert len(out) == 1  # a reference problem stops before compiling (fix references first)
-
-    # with the provider fixed, every compile problem shows at once, each at its own line
-    text = (tmp_path / "rules/b.yaml").read_text().replace("provider: nowhere", "provider: audit")
-    (tmp_path / "rules/b.yaml").write_text(text)
-    assert main(["check", *args_for(tmp_path)]) == 1
-    out = capsys.readouterr().out.splitlines()
     assert any(
         line.startswith(f"{b}:5: rules[0].when.body.kind: no operator") and "'like'" in line
         for line in out
@@ -113,7 +110,26 @@ def test_check_lists_every_problem_with_file_and_line_and_exits_1(tmp_path, caps
         line.startswith(f"{b}:11: rules[0].ticket.message.text") and "missing.txt.j2" in line
         for line in out
     ), out
-    assert len(out) == 4
+    assert len(out) == 5
+
+
+def test_check_as_a_process_prints_all_nine_mistakes_in_one_run(tmp_path):
+    """`ticketbridge check` itself (the console script): exit 1, one line per problem."""
+    write_config(tmp_path, set(MISTAKES))
+    script = Path(sys.executable).with_name("ticketbridge")
+    done = subprocess.run(
+        [str(script), "check", *args_for(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1, done.stderr
+    rules, templates = str(tmp_path / "rules"), str(tmp_path / "templates")
+    assert done.stdout.splitlines() == [
+        m.problem.replace("<rules>", rules).replace("<templates>", templates)
+        for m in MISTAKES.values()
+    ]
+    assert done.stderr.strip() == "9 problem(s) found"
 
 
 def test_try_explains_why_a_rule_did_not_match(tree, tmp_path, capsys):

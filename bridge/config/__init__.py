@@ -1,6 +1,6 @@
 """Loading rules/*.yaml: merge, environment interpolation, JSON Schema, cross-references."""
 
-from bridge.config.loader import load_config, load_defaults
+from bridge.config.loader import Draft, draft_config, load_config, load_defaults
 from bridge.config.model import (
     CircuitBreakerPolicy,
     Config,
@@ -22,12 +22,14 @@ __all__ = [
     "Config",
     "Defaults",
     "DocPath",
+    "Draft",
     "Location",
     "ProviderConfig",
     "RateLimit",
     "RetryPolicy",
     "RuleConfig",
     "SourceConfig",
+    "draft_config",
     "format_path",
     "load_config",
     "load_defaults",

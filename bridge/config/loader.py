@@ -7,7 +7,10 @@ Stages, each reporting all of its problems before the next would be confused by 
 2. merge them into one document, keeping where every node was written, interpolate
    `${NAME}` from the environment, validate against the JSON Schema, check cross-references,
    drop empty secrets: all of these problems together;
-3. build the frozen records of bridge.config.model.
+3. build the frozen records of bridge.config.model: every source, provider and rule whose own
+   entry has the right shape, also when other entries or the cross-references are wrong, so
+   that load_service can compile them and report their problems in the same run (a Draft).
+   Only a problem outside the entries (in `defaults`) leaves nothing to build.
 """
 
 from __future__ import annotations
@@ -54,8 +57,32 @@ NOT_SECRET_KEYS = frozenset({"dedupe_key", "secret_encoding", "timestamp_key", "
 MIN_SECRET_LENGTH = 4
 
 
+ENTRY_SECTIONS = ("providers", "sources", "rules")  # built entry by entry (see Draft)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Draft:
+    """The configuration as far as it can be built, and every problem found on the way.
+
+    `config` holds every source, provider and rule whose own entry has no schema problem, no
+    broken `${NAME}` and no emptied secret list; it is None when nothing can be built (a YAML
+    problem, or one in `defaults`, which every entry depends on). With any problem, `config`
+    is only for finding more of them (load_service compiles it): it must never run."""
+
+    config: Config | None
+    problems: tuple[Problem, ...]  # sorted, without repeats
+
+
 def load_config(rules_dir: Path, templates_dir: Path, environ: Mapping[str, str]) -> Config:
     """The configuration in `rules_dir`, or ConfigError naming every problem."""
+    draft = draft_config(rules_dir, templates_dir, environ)
+    if draft.config is None or draft.problems:
+        raise ConfigError(list(draft.problems))
+    return draft.config
+
+
+def draft_config(rules_dir: Path, templates_dir: Path, environ: Mapping[str, str]) -> Draft:
+    """Every problem of the configuration in `rules_dir`, and what of it could be built."""
     files, problems = find_rule_files(rules_dir)
     documents: list[YamlDocument] = []
     for path in files:
@@ -64,7 +91,7 @@ def load_config(rules_dir: Path, templates_dir: Path, environ: Mapping[str, str]
         if document is not None:
             documents.append(document)
     if problems:
-        raise ConfigError(problems)
+        return Draft(config=None, problems=tuple(sorted(set(problems))))
 
     merged = _merge(documents)
     interpolated = interpolate(merged.data, environ)
@@ -81,23 +108,34 @@ def load_config(rules_dir: Path, templates_dir: Path, environ: Mapping[str, str]
         defaults=Defaults(),
         locations=merged.locations,
     ).locate
-    findings = schema_findings(data, variables)
+    shapes = schema_findings(data, variables)
     references, schemas = reference_findings(data, variables, rules_dir=rules_dir, locate=locate)
-    findings += references
-    findings += drop_empty_secrets(data, broken)
-    findings = [f for f in findings if f[0] not in broken] + interpolated.problems
+    emptied = drop_empty_secrets(data, broken)
+    findings = [f for f in shapes + references + emptied if f[0] not in broken]
+    findings += interpolated.problems
     problems = merged.problems + [_problem(locate(path), message) for path, message in findings]
-    if problems:
-        raise ConfigError(sorted(set(problems)))
-
-    return _build(
+    # a reference problem leaves every entry buildable; an entry whose own values are not what
+    # the schema asks (or what the user meant: a broken ${NAME}, a secret list emptied) is not
+    # built, so that nothing is reported twice and nothing is built from a wrong shape
+    unbuilt = {path for path, _ in shapes + emptied} | broken
+    skip = {path[:2] for path in unbuilt if _in_entry(path)}
+    if any(not _in_entry(path) and path[:1] != ("vars",) for path in unbuilt):
+        return Draft(config=None, problems=tuple(sorted(set(problems))))
+    config = _build(
         data,
+        skip=skip,
         locations=merged.locations,
         schemas=schemas,
         rules_dir=rules_dir,
         templates_dir=templates_dir,
         secrets=collect_secrets(data, interpolated.env_values),
     )
+    return Draft(config=config, problems=tuple(sorted(set(problems))))
+
+
+def _in_entry(path: DocPath) -> bool:
+    """Whether `path` is inside one source, provider or rule (not a section as a whole)."""
+    return len(path) > 1 and path[0] in ENTRY_SECTIONS
 
 
 def load_defaults(rules_dir: Path, environ: Mapping[str, str]) -> Defaults:
@@ -256,13 +294,14 @@ def _secret_leaves(value: Any, path: DocPath, *, secret: bool) -> Iterator[tuple
 def _build(
     data: dict[str, Any],
     *,
+    skip: set[DocPath],
     locations: dict[DocPath, Location],
     schemas: Mapping[str, dict[str, Any]],
     rules_dir: Path,
     templates_dir: Path,
     secrets: frozenset[str],
 ) -> Config:
-    """The records of a document that passed every check (so every value has its shape)."""
+    """The records of every entry but those in `skip` (so every value built has its shape)."""
     raw_defaults = data["defaults"]
     defaults = _defaults(raw_defaults)
     sources = {
@@ -279,6 +318,7 @@ def _build(
             location=locations[("sources", name)],
         )
         for name, raw in data["sources"].items()
+        if ("sources", name) not in skip
     }
     providers = {
         name: ProviderConfig(
@@ -296,13 +336,18 @@ def _build(
             location=locations[("providers", name)],
         )
         for name, raw in data["providers"].items()
+        if ("providers", name) not in skip
     }
     return Config(
         rules_dir=rules_dir,
         templates_dir=templates_dir,
         sources=sources,
         providers=providers,
-        rules=tuple(_rule(i, raw, locations) for i, raw in enumerate(data["rules"])),
+        rules=tuple(
+            _rule(i, raw, locations)
+            for i, raw in enumerate(data["rules"])
+            if ("rules", i) not in skip
+        ),
         vars=data["vars"],
         defaults=defaults,
         locations=locations,

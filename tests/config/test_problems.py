@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.config import load_config
+from bridge.config import draft_config, load_config
 from bridge.exceptions import ConfigError
 
 OK_PROVIDERS = "providers:\n  audit: {type: log}\n"
@@ -362,3 +362,51 @@ def test_files_are_named_as_the_rules_directory_was_given(
         "rules/stripe.yaml:2: providers.p.type: 'lgo' is not one of "
         "log, http, vambe, glassix, cloudchat, chatwoot, awalchat"
     )
+
+
+# --- what is built despite problems (draft_config, which load_service compiles) ---------------
+
+
+def test_a_draft_holds_every_entry_a_reference_problem_leaves_buildable(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "a.yaml").write_text(
+        OK_PROVIDERS
+        + "  bad: {type: http}\n"  # no url: a schema problem of its own
+        + "sources:\n  s: {verify: {type: none}, default_rule: nope}\n"
+        + "rules:\n"
+        + "  - {name: r, source: t, action: add_note, provider: gone}\n"
+        + "  - {name: r, source: s, action: close, provider: audit}\n"  # schema: action
+        + "  - {name: last, source: s, action: add_note, provider: bad}\n"
+    )
+    draft = draft_config(rules, tmp_path / "templates", {})
+    assert draft.config is not None
+    assert sorted(draft.config.providers) == ["audit"] and sorted(draft.config.sources) == ["s"]
+    # the rule with a schema problem is left out; the others keep their place in the document
+    assert [(r.name, r.doc_path) for r in draft.config.rules] == [
+        ("r", ("rules", 0)),
+        ("last", ("rules", 2)),
+    ]
+    assert [str(p).replace(str(tmp_path), "<tmp>") for p in draft.problems] == [
+        "<tmp>/rules/a.yaml:3: providers.bad: missing required key 'url'",
+        "<tmp>/rules/a.yaml:5: sources.s.default_rule: rule 'nope' is not defined",
+        "<tmp>/rules/a.yaml:7: rules[0].provider: provider 'gone' is not defined",
+        "<tmp>/rules/a.yaml:7: rules[0].source: source 't' is not defined",
+        "<tmp>/rules/a.yaml:8: rules[1].action: 'close' is not one of "
+        "create_ticket, update_ticket, close_ticket, reopen_ticket, add_note",
+        "<tmp>/rules/a.yaml:8: rules[1].name: rule 'r' is defined twice: <tmp>/rules/a.yaml:7 and <tmp>/rules/a.yaml:8",
+    ]
+    with pytest.raises(ConfigError) as caught:  # load_config never hands such a config out
+        load_config(rules, tmp_path / "templates", {})
+    assert caught.value.problems == list(draft.problems)
+
+
+def test_a_problem_in_defaults_or_yaml_leaves_no_draft(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "a.yaml").write_text(OK_PROVIDERS + "defaults:\n  lease: ${LEASE}\n")
+    draft = draft_config(rules, tmp_path, {})
+    assert draft.config is None
+    assert [p.path for p in draft.problems] == ["defaults.lease"]
+    (rules / "a.yaml").write_text(OK_PROVIDERS + "rules: [\n")
+    assert draft_config(rules, tmp_path, {}).config is None
