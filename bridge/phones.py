@@ -27,9 +27,10 @@ import phonenumbers
 NO_REGION = "ZZ"
 
 #: the fallback for text phonenumbers cannot read: the value without separators, when what is
-#: left is an optional + and 6 to 15 digits (E.164 allows at most 15)
+#: left is what an adapter sent before bridge.phones: an optional + and 6 to 15 digits (Vambe),
+#: or a + and any digits (Chatwoot)
 _SEPARATORS = re.compile(r"[\s().\-]")
-_PLAUSIBLE = re.compile(r"\+?[0-9]{6,15}")
+_PLAUSIBLE = re.compile(r"\+?[0-9]{6,15}|\+\d+")  # \d: any script's digits, as Chatwoot had
 _NOT_DIGIT = re.compile(r"\D")
 _BARE_DIGITS = re.compile(r"\d+")  # any script's decimal digits; phonenumbers reads them all
 
@@ -91,7 +92,8 @@ def to_e164(value: object, region: str = NO_REGION, *, strict: bool = False) -> 
 def for_provider(value: str) -> str | None:
     """The phone as an API that wants E.164 gets it (Vambe, Chatwoot), or None if `value` is
     not a phone number: E.164 when phonenumbers reads a possible number; else the value without
-    separators when that is an optional + and 6 to 15 digits (as the adapters sent it before)."""
+    separators when that is an optional + and 6 to 15 digits, or a + and any digits (what
+    Vambe and Chatwoot sent before)."""
     try:
         return to_e164(value)
     except PhoneError:

@@ -89,6 +89,8 @@ def test_region_is_read_in_any_case_and_blank_means_none() -> None:
         ("56912345678", "+56912345678"),  # bare digits are international: the + is added
         ("(+56) 9.1234.5678", "+56912345678"),
         ("+5691234", "+5691234"),  # too short for phonenumbers, sent as before
+        ("+1 2345", "+12345"),  # Chatwoot sent a + and any digits without separators
+        ("+1234 5678 9012 3456 7", "+12345678901234567"),
         ("56 9 1234 5678", "56912345678"),  # no + and no region: unreadable, sent as before
         ("call me maybe", None),
         ("12345", None),
@@ -244,8 +246,10 @@ def test_no_adapter_refuses_a_phone_it_sent_before(value: str) -> None:
     sent = for_provider(value)
     if re.fullmatch(r"\+?[0-9]{6,15}", compact):  # Vambe's old rule
         assert sent is not None
+    if re.fullmatch(r"\+\d+", compact):  # Chatwoot's old rule: it sent the compact form
+        assert sent is not None and sent.startswith("+")
     if sent is not None:
-        assert re.fullmatch(r"\+?[0-9]{6,}", sent)
+        assert re.fullmatch(r"\+?[0-9]{6,}|\+\d+", sent)
     if re.sub(r"\D", "", value):  # Awal Chat's and Glassix's old rule
         assert digits(value)
     assert re.fullmatch(r"\d*", digits(value))
