@@ -1,7 +1,6 @@
 """Records to SQL parameters and rows back to records: the same for both backends, so both
 store the same JSON text and refuse the same records. A row is anything read by column name
-(sqlite3.Row, psycopg's dict_row); the SQL that reads columns lives in sqlite_rows and
-postgres_rows.
+(sqlite3.Row, psycopg's dict_row); the columns are named in queries.sql.
 """
 
 from __future__ import annotations
@@ -28,19 +27,6 @@ class ReadRow(Protocol):
     """A row read by column name: sqlite3.Row, a psycopg dict row."""
 
     def __getitem__(self, key: str, /) -> Any: ...
-
-
-def sql_list(statuses: Sequence[DeliveryStatus]) -> str:
-    """A literal `('a', 'b')` for `status IN ...` (enum values only, never user input)."""
-    return "(" + ", ".join(f"'{status.value}'" for status in statuses) + ")"
-
-
-FINAL = sql_list([status for status in DeliveryStatus if status.is_final])
-UNFINISHED = sql_list([DeliveryStatus.PENDING, DeliveryStatus.WAITING, DeliveryStatus.IN_FLIGHT])
-QUEUED = sql_list([DeliveryStatus.PENDING, DeliveryStatus.WAITING])
-ATTEMPT_COLUMNS = (
-    "delivery_id, number, started_at, duration, outcome, status_code, error, response_excerpt"
-)
 
 
 def dumps(value: Any) -> str:
