@@ -28,7 +28,6 @@ from bridge.store.steps import Query, Step, rows
 
 
 def claim_due(
-    *,
     now: float,
     limit: int,
     lease: float,

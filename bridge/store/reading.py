@@ -24,13 +24,13 @@ from bridge.store.steps import Step, execute, first, rows
 
 
 def list_events(
-    *,
     source: str | None,
     status: EventStatus | None,
-    limit: int,
     before: str | None,
     since: float | None,
     until: float | None,
+    *,
+    limit: int,
 ) -> Step[list[StoredEvent]]:
     found = yield from rows(
         "list_events",

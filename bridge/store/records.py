@@ -5,6 +5,7 @@ store the same JSON text and refuse the same records. A row is anything read by 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
@@ -82,16 +83,7 @@ def delivery_params(delivery: NewDelivery, *, now: float) -> dict[str, Any]:
 
 
 def attempt_params(attempt: Attempt, *, delivery_id: str) -> dict[str, Any]:
-    return {
-        "delivery_id": delivery_id,
-        "number": attempt.number,
-        "started_at": attempt.started_at,
-        "duration": attempt.duration,
-        "outcome": attempt.outcome,
-        "status_code": attempt.status_code,
-        "error": attempt.error,
-        "response_excerpt": attempt.response_excerpt,
-    }
+    return {**dataclasses.asdict(attempt), "delivery_id": delivery_id}
 
 
 def event_from_row(row: ReadRow) -> StoredEvent:
@@ -144,16 +136,7 @@ def hold_from_row(row: ReadRow) -> ProviderHold:
 
 
 def attempt_from_row(row: ReadRow) -> Attempt:
-    return Attempt(
-        delivery_id=row["delivery_id"],
-        number=row["number"],
-        started_at=row["started_at"],
-        duration=row["duration"],
-        outcome=row["outcome"],
-        status_code=row["status_code"],
-        error=row["error"],
-        response_excerpt=row["response_excerpt"],
-    )
+    return Attempt(**{field.name: row[field.name] for field in dataclasses.fields(Attempt)})
 
 
 def loads_optional(text: str | None) -> Any:

@@ -98,16 +98,8 @@ class SQLStore(Store):
     ) -> list[Claim]:
         if limit <= 0:
             return []
-        return await self._write(
-            functools.partial(
-                claims.claim_due,
-                now=now,
-                limit=limit,
-                lease=lease,
-                per_provider=None if per_provider is None else dict(per_provider),
-                rates=dict(rates or {}),
-            )
-        )
+        step = functools.partial(claims.claim_due, now, limit, lease, per_provider, rates or {})
+        return await self._write(step)
 
     async def next_token_at(self, provider: str, rate: RateLimit, *, now: float) -> float:
         return await self._read(functools.partial(pacing.next_token, provider, rate, now=now))
@@ -148,17 +140,8 @@ class SQLStore(Store):
         since: float | None = None,
         until: float | None = None,
     ) -> list[StoredEvent]:
-        return await self._read(
-            functools.partial(
-                reading.list_events,
-                source=source,
-                status=status,
-                limit=limit,
-                before=before,
-                since=since,
-                until=until,
-            )
-        )
+        step = functools.partial(reading.list_events, source, status, before, since, until)
+        return await self._read(functools.partial(step, limit=limit))
 
     async def queue_stats(self) -> QueueStats:
         return await self._read(reading.queue_stats)
