@@ -1,4 +1,24 @@
-"""The store: the Store interface (base.py) and its backends, chosen by URL with open_store."""
+"""The store: the Store interface and its two backends, chosen by URL with open_store.
+
+Every operation is written once; the drivers only run it:
+
+    base.py         the Store interface and its records (what the rest of bridge calls)
+    store.py        SQLStore: the Store over steps, for both databases
+      intake.py       ingest, claim_unrouted, save_routing
+      claims.py       claim_due (budget per provider, token buckets), leases, next_wakeup
+      queues.py       a key's queue: settle, release, kill followers, event status; finish, retry
+      pacing.py       provider holds, token buckets
+      reading.py      what operators read, counts, purge (counts.py: rows -> QueueStats, Activity)
+    steps.py        a step: a generator that yields Query/Script and is sent back Result
+    queries.sql     every statement, by name, with :named parameters
+    statements.py   queries.sql rendered per dialect; the table of what differs
+    records.py      records <-> rows and parameters
+    schema.py       the migration runner (a step); migrations/<dialect>/NNNN_name.sql
+    writer.py       group commit: concurrent writes share one transaction
+    sqlite.py       driver: steps on one writer thread (savepoint each), reads on another
+    postgres.py     driver: steps on psycopg's async pool, in a transaction each
+    sqlite_connection.py, postgres_connection.py   connecting, and mapping the errors
+"""
 
 from __future__ import annotations
 

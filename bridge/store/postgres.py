@@ -1,15 +1,16 @@
-"""PostgresStore: the Store on PostgreSQL, for several replicas sharing one database.
+"""PostgresStore: the Store on PostgreSQL, for several replicas sharing one database; a thin
+driver of bridge.store.store.SQLStore.
 
 The driver is psycopg 3 with psycopg_pool (bench/README.md, "Choosing the PostgreSQL driver",
-says why). Every operation borrows a connection from one pool per process and runs in its own
-transaction, except ingests: concurrent ones share a transaction (group commit,
-bridge.store.postgres_writer), so N webhooks arriving together cost one commit. Receivers and
-workers in other processes work on the same tables at once; how claims stay right across
-them is told in bridge.store.postgres_deliveries, how per-key order does in
-postgres_queues. The SQL of each operation lives beside it in postgres_queries (ingest,
-routing), postgres_deliveries, postgres_queues, postgres_pacing (holds, rate buckets) and
-postgres_admin; the schema in migrations/postgres/*.sql, applied at open() under an advisory
-lock (postgres_migrations).
+says why). Every operation borrows a connection from one pool per process and runs its step in
+a transaction of its own, except ingests: concurrent ones share a transaction (group commit,
+bridge.store.writer), so N webhooks arriving together cost one commit. If such a batch fails
+because the database is unavailable, every write of it fails; for any other reason (one
+write's bad data, a deadlock with another process) it is rolled back and its writes run again
+one transaction each, so that the bad one fails alone (no savepoint per write: that would cost
+two round trips each while all goes well). How claims and per-key order stay right across
+processes is told in bridge.store.claims and bridge.store.queues; the schema is applied at
+open() under an advisory lock (bridge.store.schema).
 
 The URL is libpq's: `postgresql://user:password@host:5432/dbname?sslmode=require`, with
 `options=-csearch_path%3Dschema` to keep the tables in a schema of their own. Errors name
@@ -18,62 +19,71 @@ the server as `postgresql://user@host:port/dbname`, never with the password.
 
 from __future__ import annotations
 
-import functools
+import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TypeVar
+from collections.abc import Sequence
+from typing import Any, TypeVar, cast
 
 import psycopg
 
-from bridge.config import RateLimit
 from bridge.exceptions import StoreError, StoreUnavailable
-from bridge.store import postgres_admin as admin
-from bridge.store import postgres_deliveries as deliveries
-from bridge.store import postgres_pacing as pacing
-from bridge.store import postgres_queries as queries
-from bridge.store import postgres_stats as stats
-from bridge.store.base import (
-    Activity,
-    AttemptResult,
-    Claim,
-    Delivery,
-    DeliveryStatus,
-    EventDetail,
-    EventStatus,
-    IngestResult,
-    NewEvent,
-    ProviderHold,
-    PurgeCounts,
-    QueueStats,
-    Routing,
-    Store,
-    StoredEvent,
-)
 from bridge.store.postgres_connection import (
     Connection,
     Credentials,
     Pool,
     connect,
+    is_unavailable,
     make_pool,
+    map_error,
     raise_mapped,
 )
-from bridge.store.postgres_migrations import apply_migrations, load_migrations
-from bridge.store.postgres_rows import (
-    attempt_params,
-    delivery_params,
-    dumps,
-    dumps_optional,
-    event_params,
-)
-from bridge.store.postgres_writer import DEFAULT_MAX_BATCH, GroupCommitWriter
+from bridge.store.schema import apply_migrations, load_migrations
+from bridge.store.statements import STATEMENTS
+from bridge.store.steps import Query, Request, Result, Step
+from bridge.store.store import SQLStore
+from bridge.store.writer import GroupCommitWriter, Outcome, Write, failed
 
 T = TypeVar("T")
-Operation = Callable[[Connection], Awaitable[T]]
 
-PURGE_CHUNK = 500  # rows per purge transaction, so that a big purge holds no lock for long
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BATCH = 256
+_SQL = STATEMENTS["postgres"]
+_NOTHING = Result(rows=[], rowcount=0)
 
 
-class PostgresStore(Store):
+async def drive(connection: Connection, step: Step[T]) -> T:
+    """Run `step` to its end on `connection`; psycopg errors are thrown into it, and leave."""
+    try:
+        request = next(step)
+        while True:
+            try:
+                result = await _execute(connection, request)
+            except psycopg.Error as exc:
+                request = step.throw(exc)
+            else:
+                request = step.send(result)
+    except StopIteration as done:
+        return cast(T, done.value)
+
+
+async def _execute(connection: Connection, request: Request) -> Result:
+    if not isinstance(request, Query):  # no parameters: one simple query, many statements
+        await connection.execute(request.sql.encode(), prepare=False)
+        return _NOTHING
+    sql = _SQL[request.name]
+    if not sql:
+        return _NOTHING
+    if request.many is not None:
+        async with connection.cursor() as cursor:
+            await cursor.executemany(sql, request.many)
+            return Result(rows=[], rowcount=cursor.rowcount)
+    cursor = await connection.execute(sql, request.params)
+    found = await cursor.fetchall() if cursor.description else []
+    return Result(rows=list(found), rowcount=cursor.rowcount)
+
+
+class PostgresStore(SQLStore):
     """The Store on the PostgreSQL database at `url` (a libpq URL or key=value string)."""
 
     def __init__(
@@ -106,12 +116,16 @@ class PostgresStore(Store):
         """Where the store is, without the password."""
         return self._credentials.shown
 
-    # -- lifecycle ---------------------------------------------------------------------------
-
     async def open(self) -> None:
         if self._pool is not None:
             raise StoreError("the store is already open")
-        await self._migrate()
+        connection = await connect(self._credentials, timeout=self._timeout)
+        try:
+            await drive(connection, apply_migrations(load_migrations("postgres"), now=time.time()))
+        except psycopg.Error as exc:
+            raise_mapped(exc, self._credentials)
+        finally:
+            await connection.close()
         pool = make_pool(
             self._credentials,
             min_size=self._min_connections,
@@ -125,16 +139,7 @@ class PostgresStore(Store):
             await pool.close()
             raise_mapped(exc, self._credentials)
         self._pool = pool
-        self._writer = GroupCommitWriter(pool, self._credentials, max_batch=self._max_batch)
-
-    async def _migrate(self) -> None:
-        connection = await connect(self._credentials, timeout=self._timeout)
-        try:
-            await apply_migrations(connection, load_migrations(), now=time.time())
-        except psycopg.Error as exc:
-            raise_mapped(exc, self._credentials)
-        finally:
-            await connection.close()
+        self._writer = GroupCommitWriter(self._commit, max_batch=self._max_batch, name="postgres")
 
     async def close(self) -> None:
         """Commit what is queued, then close the pool. Closing twice is harmless."""
@@ -148,245 +153,75 @@ class PostgresStore(Store):
         finally:
             await pool.close()
 
-    async def _write(self, operation: Operation[T]) -> T:
-        """Run `operation` in a transaction of its own."""
+    def _open_pool(self) -> Pool:
         if self._pool is None:
             raise StoreUnavailable("the store is not open")
+        return self._pool
+
+    async def _write(self, write: Write[T]) -> T:
+        """Run the step in a transaction of its own."""
+        pool = self._open_pool()
         try:
-            async with self._pool.connection() as connection, connection.transaction():
-                return await operation(connection)
+            async with pool.connection() as connection, connection.transaction():
+                return await drive(connection, write())
         except psycopg.Error as exc:
             raise_mapped(exc, self._credentials)
 
-    async def _read(self, operation: Operation[T]) -> T:
-        """Run `operation`, one statement, on its own (a statement is its own snapshot)."""
-        if self._pool is None:
+    async def _ingest(self, write: Write[T]) -> T:
+        if self._writer is None:
             raise StoreUnavailable("the store is not open")
+        return await self._writer.run(write)
+
+    async def _read(self, write: Write[T]) -> T:
+        """Run the step, one statement, on its own (a statement is its own snapshot)."""
+        pool = self._open_pool()
         try:
-            async with self._pool.connection() as connection:
-                return await operation(connection)
+            async with pool.connection() as connection:
+                return await drive(connection, write())
         except psycopg.Error as exc:
             raise_mapped(exc, self._credentials)
 
-    async def _snapshot(self, operation: Operation[T]) -> T:
-        """Run `operation`, several reads, on one snapshot."""
+    async def _snapshot(self, write: Write[T]) -> T:
+        """Run the step, several reads, on one snapshot."""
 
-        async def in_snapshot(connection: Connection) -> T:
-            await connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            return await operation(connection)
+        def in_snapshot() -> Step[T]:
+            yield Query("repeatable_read")
+            return (yield from write())
 
         return await self._write(in_snapshot)
 
-    async def ping(self) -> None:
+    async def _commit(self, batch: Sequence[Write[Any]]) -> list[Outcome]:
         try:
-            await self._read(queries.ping)
-        except StoreUnavailable:
-            raise
-        except StoreError as exc:
-            raise StoreUnavailable(str(exc)) from exc
+            async with self._open_pool().connection() as connection:
+                try:
+                    return await _in_transaction(connection, batch)
+                except Exception as exc:
+                    if is_unavailable(exc) or len(batch) == 1 or connection.broken:
+                        return failed(len(batch), self._mapped(exc))
+                    log.info(
+                        "a shared transaction failed; running its writes one by one",
+                        extra={"action": "store.write_split", "operations": len(batch)},
+                    )
+                    outcomes: list[Outcome] = []
+                    for write in batch:
+                        try:
+                            outcomes += await _in_transaction(connection, [write])
+                        except Exception as alone:
+                            outcomes += failed(1, self._mapped(alone))
+                    return outcomes
+        except (psycopg.Error, StoreUnavailable) as exc:  # no connection, or it broke on return
+            return failed(len(batch), self._mapped(exc))
 
-    # -- the receiver ------------------------------------------------------------------------
+    def _mapped(self, exc: Exception) -> Exception:
+        """What the callers of a failed write get: psycopg errors become StoreErrors."""
+        if not isinstance(exc, psycopg.Error):
+            return exc
+        error = map_error(exc, self._credentials)
+        if self._credentials.password is None:  # as raise_mapped does
+            error.__cause__ = exc
+        return error
 
-    async def ingest(
-        self, events: Sequence[NewEvent], *, dedupe_window: float, now: float
-    ) -> list[IngestResult]:
-        if not events:
-            return []
-        writer = self._writer
-        if writer is None:
-            raise StoreUnavailable("the store is not open")
-        rows = [event_params(event) for event in events]
-        return await writer.run(
-            functools.partial(queries.ingest, events=rows, window=dedupe_window, now=now)
-        )
 
-    # -- routing -----------------------------------------------------------------------------
-
-    async def claim_unrouted(self, *, now: float, limit: int, lease: float) -> list[StoredEvent]:
-        if limit <= 0:
-            return []
-        return await self._write(
-            functools.partial(queries.claim_unrouted, now=now, limit=limit, lease=lease)
-        )
-
-    async def save_routing(self, routing: Routing, *, now: float) -> bool:
-        for delivery in routing.deliveries:
-            if delivery.event_id != routing.event_id:
-                raise StoreError(
-                    f"delivery {delivery.id} belongs to event {delivery.event_id}, "
-                    f"not {routing.event_id}"
-                )
-        return await self._write(
-            functools.partial(
-                queries.save_routing,
-                event_id=routing.event_id,
-                matched_rules=dumps(list(routing.matched_rules)),
-                trace=dumps(list(routing.trace)),
-                deliveries=[delivery_params(d, now=now) for d in routing.deliveries],
-                supersede_dead=routing.supersede_dead,
-                only_if_unrouted=routing.only_if_unrouted,
-                now=now,
-            )
-        )
-
-    # -- delivery ----------------------------------------------------------------------------
-
-    async def claim_due(
-        self,
-        *,
-        now: float,
-        limit: int,
-        lease: float,
-        per_provider: Mapping[str, int] | None = None,
-        rates: Mapping[str, RateLimit] | None = None,
-    ) -> list[Claim]:
-        if limit <= 0:
-            return []
-        return await self._write(
-            functools.partial(
-                deliveries.claim_due,
-                now=now,
-                limit=limit,
-                lease=lease,
-                per_provider=None if per_provider is None else dict(per_provider),
-                rates=dict(rates or {}),
-            )
-        )
-
-    async def next_token_at(self, provider: str, rate: RateLimit, *, now: float) -> float:
-        return await self._read(
-            functools.partial(pacing.next_token, provider=provider, rate=rate, now=now)
-        )
-
-    async def extend_leases(self, claims: Sequence[Claim], *, until: float) -> None:
-        if claims:
-            held = [(claim.delivery.id, claim.lease_token) for claim in claims]
-            await self._write(functools.partial(deliveries.extend_leases, claims=held, until=until))
-
-    async def finish_attempt(self, claim: Claim, result: AttemptResult, *, now: float) -> bool:
-        delivery_id = claim.delivery.id
-        if result.attempt.delivery_id != delivery_id:
-            raise StoreError(
-                f"attempt of {result.attempt.delivery_id} given for delivery {delivery_id}"
-            )
-        if result.status in (DeliveryStatus.IN_FLIGHT, DeliveryStatus.WAITING):
-            raise StoreError(f"an attempt cannot end with the delivery {result.status.value}")
-        next_attempt_at = None
-        if result.status is DeliveryStatus.PENDING:
-            next_attempt_at = now if result.next_attempt_at is None else result.next_attempt_at
-        return await self._write(
-            functools.partial(
-                deliveries.finish_attempt,
-                delivery_id=delivery_id,
-                lease_token=claim.lease_token,
-                key=(claim.delivery.provider, claim.delivery.correlate),
-                attempt=attempt_params(result.attempt, delivery_id=delivery_id),
-                status=result.status,
-                spends_try=result.spends_try,
-                next_attempt_at=next_attempt_at,
-                last_error=result.last_error,
-                ticket_ref=dumps_optional(result.ticket_ref),
-                ticket_open=result.ticket_open,
-                hold=result.hold,
-                now=now,
-            )
-        )
-
-    async def next_wakeup(self, *, now: float, skip: Sequence[str] = ()) -> float | None:
-        return await self._read(functools.partial(deliveries.next_wakeup, now=now, skip=list(skip)))
-
-    # -- provider holds ----------------------------------------------------------------------
-
-    async def hold_provider(self, hold: ProviderHold) -> None:
-        await self._write(functools.partial(pacing.hold_provider, hold=hold))
-
-    async def release_provider(self, provider: str) -> bool:
-        return await self._write(functools.partial(pacing.release_provider, provider=provider))
-
-    async def provider_holds(self) -> dict[str, ProviderHold]:
-        return await self._read(pacing.provider_holds)
-
-    # -- reading and steering ----------------------------------------------------------------
-
-    async def list_events(
-        self,
-        *,
-        source: str | None = None,
-        status: EventStatus | None = None,
-        limit: int = 50,
-        before: str | None = None,
-        since: float | None = None,
-        until: float | None = None,
-    ) -> list[StoredEvent]:
-        return await self._read(
-            functools.partial(
-                admin.list_events,
-                source=source,
-                status=status,
-                limit=limit,
-                before=before,
-                since=since,
-                until=until,
-            )
-        )
-
-    async def queue_stats(self) -> QueueStats:
-        return await self._read(stats.queue_stats)
-
-    async def activity(self, *, since: float, until: float, bucket: float) -> list[Activity]:
-        return await self._read(
-            functools.partial(stats.activity, since=since, until=until, bucket=bucket)
-        )
-
-    async def get_event(self, event_id: str) -> EventDetail | None:
-        return await self._snapshot(functools.partial(admin.get_event, event_id=event_id))
-
-    async def get_raw(self, event_id: str) -> bytes | None:
-        return await self._read(functools.partial(admin.get_raw, event_id=event_id))
-
-    async def get_delivery(self, delivery_id: str) -> Delivery | None:
-        return await self._read(functools.partial(admin.get_delivery, delivery_id=delivery_id))
-
-    async def list_deliveries(
-        self,
-        *,
-        status: DeliveryStatus | None = None,
-        provider: str | None = None,
-        limit: int = 100,
-    ) -> list[Delivery]:
-        return await self._read(
-            functools.partial(admin.list_deliveries, status=status, provider=provider, limit=limit)
-        )
-
-    async def retry_delivery(self, delivery_id: str, *, now: float) -> bool:
-        return await self._write(
-            functools.partial(admin.retry_delivery, delivery_id=delivery_id, now=now)
-        )
-
-    async def purge(
-        self, *, before: float | None, dedupe_before: float | None = None
-    ) -> PurgeCounts:
-        events = keys = 0
-        while True:  # in chunks, each its own transaction
-            purged_events, purged_keys = await self._write(
-                functools.partial(
-                    admin.purge_some,
-                    before=before,
-                    dedupe_before=before if dedupe_before is None else dedupe_before,
-                    limit=PURGE_CHUNK,
-                )
-            )
-            events += purged_events
-            keys += purged_keys
-            if purged_events < PURGE_CHUNK and purged_keys < PURGE_CHUNK:
-                return PurgeCounts(events=events, dedupe_keys=keys)
-
-    async def drop_bodies(self, *, before: float) -> int:
-        dropped = 0
-        while True:
-            some = await self._write(
-                functools.partial(admin.drop_some_bodies, before=before, limit=PURGE_CHUNK)
-            )
-            dropped += some
-            if some < PURGE_CHUNK:
-                return dropped
+async def _in_transaction(connection: Connection, batch: Sequence[Write[Any]]) -> list[Outcome]:
+    async with connection.transaction():
+        return [(await drive(connection, write()), None) for write in batch]

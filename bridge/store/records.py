@@ -1,11 +1,11 @@
 """Records to SQL parameters and rows back to records: the same for both backends, so both
 store the same JSON text and refuse the same records. A row is anything read by column name
-(sqlite3.Row, psycopg's dict_row); the SQL that reads columns lives in sqlite_rows and
-postgres_rows.
+(sqlite3.Row, psycopg's dict_row); the columns are named in queries.sql.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
@@ -28,19 +28,6 @@ class ReadRow(Protocol):
     """A row read by column name: sqlite3.Row, a psycopg dict row."""
 
     def __getitem__(self, key: str, /) -> Any: ...
-
-
-def sql_list(statuses: Sequence[DeliveryStatus]) -> str:
-    """A literal `('a', 'b')` for `status IN ...` (enum values only, never user input)."""
-    return "(" + ", ".join(f"'{status.value}'" for status in statuses) + ")"
-
-
-FINAL = sql_list([status for status in DeliveryStatus if status.is_final])
-UNFINISHED = sql_list([DeliveryStatus.PENDING, DeliveryStatus.WAITING, DeliveryStatus.IN_FLIGHT])
-QUEUED = sql_list([DeliveryStatus.PENDING, DeliveryStatus.WAITING])
-ATTEMPT_COLUMNS = (
-    "delivery_id, number, started_at, duration, outcome, status_code, error, response_excerpt"
-)
 
 
 def dumps(value: Any) -> str:
@@ -96,16 +83,7 @@ def delivery_params(delivery: NewDelivery, *, now: float) -> dict[str, Any]:
 
 
 def attempt_params(attempt: Attempt, *, delivery_id: str) -> dict[str, Any]:
-    return {
-        "delivery_id": delivery_id,
-        "number": attempt.number,
-        "started_at": attempt.started_at,
-        "duration": attempt.duration,
-        "outcome": attempt.outcome,
-        "status_code": attempt.status_code,
-        "error": attempt.error,
-        "response_excerpt": attempt.response_excerpt,
-    }
+    return {**dataclasses.asdict(attempt), "delivery_id": delivery_id}
 
 
 def event_from_row(row: ReadRow) -> StoredEvent:
@@ -158,16 +136,7 @@ def hold_from_row(row: ReadRow) -> ProviderHold:
 
 
 def attempt_from_row(row: ReadRow) -> Attempt:
-    return Attempt(
-        delivery_id=row["delivery_id"],
-        number=row["number"],
-        started_at=row["started_at"],
-        duration=row["duration"],
-        outcome=row["outcome"],
-        status_code=row["status_code"],
-        error=row["error"],
-        response_excerpt=row["response_excerpt"],
-    )
+    return Attempt(**{field.name: row[field.name] for field in dataclasses.fields(Attempt)})
 
 
 def loads_optional(text: str | None) -> Any:

@@ -1,64 +1,85 @@
-"""SQLiteStore: the embedded Store, on one SQLite file in WAL mode.
+"""SQLiteStore: the embedded Store, on one SQLite file in WAL mode; a thin driver of
+bridge.store.store.SQLStore.
 
-Writes go through one writer thread that commits concurrent operations together (group
-commit, bridge.store.sqlite_writer): a caller's write returns only once its transaction is
-durable. Reads run on a second connection on a single-thread executor, so they never queue
-behind writes in Python, and WAL lets them read while the writer writes. The SQL of each
-operation lives in bridge.store.sqlite_queries; the schema in migrations/sqlite/*.sql.
+Writes go through the group-commit writer (bridge.store.writer): the steps of a batch run on
+one writer thread (a single-thread executor owning the write connection) in one transaction,
+each inside its own SAVEPOINT, so that a step that fails is rolled back alone while the
+others go on; a caller's write returns only once its transaction is durable. Reads run on a
+second connection on another single-thread executor, each inside a read transaction (one
+snapshot), so they never queue behind writes, and WAL lets them read while the writer writes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import json
 import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
-from bridge.config import RateLimit
 from bridge.exceptions import StoreError, StoreUnavailable
-from bridge.store import sqlite_admin as admin
-from bridge.store import sqlite_deliveries as deliveries
-from bridge.store import sqlite_pacing as pacing
-from bridge.store import sqlite_queries as queries
-from bridge.store import sqlite_stats as stats
-from bridge.store.base import (
-    Activity,
-    AttemptResult,
-    Claim,
-    Delivery,
-    DeliveryStatus,
-    EventDetail,
-    EventStatus,
-    IngestResult,
-    NewEvent,
-    ProviderHold,
-    PurgeCounts,
-    QueueStats,
-    Routing,
-    Store,
-    StoredEvent,
+from bridge.store.schema import apply_migrations, load_migrations
+from bridge.store.sqlite_connection import (
+    SYNCHRONOUS_MODES,
+    closed_on_error,
+    connect,
+    map_error,
+    split_statements,
 )
-from bridge.store.sqlite_connection import SYNCHRONOUS_MODES, closed_on_error, connect, map_error
-from bridge.store.sqlite_migrations import apply_migrations, load_migrations
-from bridge.store.sqlite_rows import (
-    attempt_params,
-    delivery_params,
-    dumps,
-    dumps_optional,
-    event_params,
-)
-from bridge.store.sqlite_writer import DEFAULT_MAX_BATCH, GroupCommitWriter
+from bridge.store.statements import STATEMENTS
+from bridge.store.steps import Query, Request, Result, Step
+from bridge.store.store import SQLStore
+from bridge.store.writer import GroupCommitWriter, Outcome, Write, failed
 
 T = TypeVar("T")
 
-PURGE_CHUNK = 500  # rows per purge transaction, so that ingests interleave with a big purge
+DEFAULT_MAX_BATCH = 512
+_SQL = STATEMENTS["sqlite"]
+_NOTHING = Result(rows=[], rowcount=0)
 
 
-class SQLiteStore(Store):
+def drive(connection: sqlite3.Connection, step: Step[T]) -> T:
+    """Run `step` to its end on `connection`; sqlite3 errors are thrown into it, and leave."""
+    try:
+        request = next(step)
+        while True:
+            try:
+                result = _execute(connection, request)
+            except sqlite3.Error as exc:
+                request = step.throw(exc)
+            else:
+                request = step.send(result)
+    except StopIteration as done:
+        return cast(T, done.value)
+
+
+def _execute(connection: sqlite3.Connection, request: Request) -> Result:
+    if not isinstance(request, Query):
+        for statement in split_statements(request.sql):
+            connection.execute(statement)
+        return _NOTHING
+    sql = _SQL[request.name]
+    if not sql:
+        return _NOTHING
+    if request.many is not None:
+        cursor = connection.executemany(sql, [_adapted(params) for params in request.many])
+        return Result(rows=[], rowcount=cursor.rowcount)
+    cursor = connection.execute(sql, _adapted(request.params))
+    found = cursor.fetchall() if cursor.description else []
+    return Result(rows=found, rowcount=cursor.rowcount)
+
+
+def _adapted(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A list parameter goes as JSON text (queries.sql reads it with json_each)."""
+    return {k: json.dumps(v) if isinstance(v, list | tuple) else v for k, v in params.items()}
+
+
+class SQLiteStore(SQLStore):
     """The Store on the SQLite file at `path` (created, with its directory, if missing)."""
 
     def __init__(
@@ -84,8 +105,9 @@ class SQLiteStore(Store):
         self._busy_timeout = busy_timeout
         self._max_batch = max_batch
         self._writer: GroupCommitWriter | None = None
+        self._connection: sqlite3.Connection | None = None  # the writer's
         self._reader: sqlite3.Connection | None = None
-        self._read_pool: ThreadPoolExecutor | None = None
+        self._pools: tuple[ThreadPoolExecutor, ThreadPoolExecutor] | None = None
 
     @property
     def path(self) -> Path:
@@ -95,42 +117,46 @@ class SQLiteStore(Store):
     def synchronous(self) -> str:
         return self._synchronous
 
-    # -- lifecycle ---------------------------------------------------------------------------
-
     async def open(self) -> None:
         if self._writer is not None:
             raise StoreError("the store is already open")
         loop = asyncio.get_running_loop()
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-reader")
+        write_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        read_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-reader")
         try:
-            writer_connection = await loop.run_in_executor(pool, self._open_write_connection)
+            connection = await loop.run_in_executor(write_pool, self._open_write_connection)
             try:
                 reader = await loop.run_in_executor(
-                    pool, functools.partial(self._connect, read_only=True)
+                    read_pool, functools.partial(self._connect, read_only=True)
                 )
             except BaseException:
-                writer_connection.close()
+                connection.close()
                 raise
         except BaseException:
-            pool.shutdown(wait=True)
+            write_pool.shutdown(wait=True)
+            read_pool.shutdown(wait=True)
             raise
-        self._read_pool = pool
-        self._reader = reader
-        self._writer = GroupCommitWriter(writer_connection, max_batch=self._max_batch)
+        self._connection, self._reader, self._pools = connection, reader, (write_pool, read_pool)
+        commit = functools.partial(_commit_on, write_pool, connection)
+        self._writer = GroupCommitWriter(commit, max_batch=self._max_batch, name="sqlite")
 
     async def close(self) -> None:
         """Commit what is queued, then close both connections. Closing twice is harmless."""
         writer, self._writer = self._writer, None
+        connection, self._connection = self._connection, None
         reader, self._reader = self._reader, None
-        pool, self._read_pool = self._read_pool, None
-        if writer is None:
+        pools, self._pools = self._pools, None
+        if writer is None or pools is None:
             return
+        loop = asyncio.get_running_loop()
         try:
             await writer.close()
         finally:
-            if reader is not None and pool is not None:
-                await asyncio.get_running_loop().run_in_executor(pool, reader.close)
-            if pool is not None:
+            if connection is not None:
+                await loop.run_in_executor(pools[0], connection.close)
+            if reader is not None:
+                await loop.run_in_executor(pools[1], reader.close)
+            for pool in pools:
                 pool.shutdown(wait=True)
 
     def _connect(self, *, read_only: bool) -> sqlite3.Connection:
@@ -145,241 +171,101 @@ class SQLiteStore(Store):
     def _open_write_connection(self) -> sqlite3.Connection:
         connection = self._connect(read_only=False)
         with closed_on_error(connection):
-            apply_migrations(connection, load_migrations(), now=time.time())
+            drive(connection, apply_migrations(load_migrations("sqlite"), now=time.time()))
         return connection
 
-    async def _write(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+    async def _write(self, write: Write[T]) -> T:
         if self._writer is None:
             raise StoreUnavailable("the store is not open")
-        return await self._writer.run(operation)
+        return await self._writer.run(write)
 
-    async def _read(self, operation: Callable[[sqlite3.Connection], T]) -> T:
-        reader, pool = self._reader, self._read_pool
-        if reader is None or pool is None:
+    _ingest = _write
+
+    async def _read(self, write: Write[T]) -> T:
+        reader, pools = self._reader, self._pools
+        if reader is None or pools is None:
             raise StoreUnavailable("the store is not open")
         return await asyncio.get_running_loop().run_in_executor(
-            pool, _in_read_transaction, reader, operation
+            pools[1], _in_read_transaction, reader, write
         )
 
-    async def ping(self) -> None:
+
+async def _commit_on(
+    pool: ThreadPoolExecutor, connection: sqlite3.Connection, batch: Sequence[Write[Any]]
+) -> list[Outcome]:
+    return await asyncio.get_running_loop().run_in_executor(pool, _commit, connection, batch)
+
+
+def _commit(connection: sqlite3.Connection, batch: Sequence[Write[Any]]) -> list[Outcome]:
+    """On the writer thread: the batch in one transaction, a savepoint per step."""
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as exc:
+        return failed(len(batch), _mapped(exc))
+    outcomes: list[Outcome] = []
+    for index, write in enumerate(batch):
+        savepoint = f"op_{index}"
         try:
-            await self._read(queries.ping)
-        except StoreUnavailable:
-            raise
-        except StoreError as exc:
-            raise StoreUnavailable(str(exc)) from exc
-
-    # -- the receiver ------------------------------------------------------------------------
-
-    async def ingest(
-        self, events: Sequence[NewEvent], *, dedupe_window: float, now: float
-    ) -> list[IngestResult]:
-        if not events:
-            return []
-        rows = [event_params(event) for event in events]
-        return await self._write(
-            functools.partial(queries.ingest, events=rows, window=dedupe_window, now=now)
-        )
-
-    # -- routing -----------------------------------------------------------------------------
-
-    async def claim_unrouted(self, *, now: float, limit: int, lease: float) -> list[StoredEvent]:
-        if limit <= 0:
-            return []
-        return await self._write(
-            functools.partial(queries.claim_unrouted, now=now, limit=limit, lease=lease)
-        )
-
-    async def save_routing(self, routing: Routing, *, now: float) -> bool:
-        for delivery in routing.deliveries:
-            if delivery.event_id != routing.event_id:
-                raise StoreError(
-                    f"delivery {delivery.id} belongs to event {delivery.event_id}, "
-                    f"not {routing.event_id}"
-                )
-        return await self._write(
-            functools.partial(
-                queries.save_routing,
-                event_id=routing.event_id,
-                matched_rules=dumps(list(routing.matched_rules)),
-                trace=dumps(list(routing.trace)),
-                deliveries=[delivery_params(d, now=now) for d in routing.deliveries],
-                supersede_dead=routing.supersede_dead,
-                only_if_unrouted=routing.only_if_unrouted,
-                now=now,
-            )
-        )
-
-    # -- delivery ----------------------------------------------------------------------------
-
-    async def claim_due(
-        self,
-        *,
-        now: float,
-        limit: int,
-        lease: float,
-        per_provider: Mapping[str, int] | None = None,
-        rates: Mapping[str, RateLimit] | None = None,
-    ) -> list[Claim]:
-        if limit <= 0:
-            return []
-        return await self._write(
-            functools.partial(
-                deliveries.claim_due,
-                now=now,
-                limit=limit,
-                lease=lease,
-                per_provider=None if per_provider is None else dict(per_provider),
-                rates=dict(rates or {}),
-            )
-        )
-
-    async def next_token_at(self, provider: str, rate: RateLimit, *, now: float) -> float:
-        return await self._read(
-            functools.partial(pacing.next_token, provider=provider, rate=rate, now=now)
-        )
-
-    async def extend_leases(self, claims: Sequence[Claim], *, until: float) -> None:
-        if claims:
-            held = [(claim.delivery.id, claim.lease_token) for claim in claims]
-            await self._write(functools.partial(deliveries.extend_leases, claims=held, until=until))
-
-    async def finish_attempt(self, claim: Claim, result: AttemptResult, *, now: float) -> bool:
-        delivery_id = claim.delivery.id
-        if result.attempt.delivery_id != delivery_id:
-            raise StoreError(
-                f"attempt of {result.attempt.delivery_id} given for delivery {delivery_id}"
-            )
-        if result.status in (DeliveryStatus.IN_FLIGHT, DeliveryStatus.WAITING):
-            raise StoreError(f"an attempt cannot end with the delivery {result.status.value}")
-        next_attempt_at = None
-        if result.status is DeliveryStatus.PENDING:
-            next_attempt_at = now if result.next_attempt_at is None else result.next_attempt_at
-        return await self._write(
-            functools.partial(
-                deliveries.finish_attempt,
-                delivery_id=delivery_id,
-                lease_token=claim.lease_token,
-                attempt=attempt_params(result.attempt, delivery_id=delivery_id),
-                status=result.status,
-                spends_try=result.spends_try,
-                next_attempt_at=next_attempt_at,
-                last_error=result.last_error,
-                ticket_ref=dumps_optional(result.ticket_ref),
-                ticket_open=result.ticket_open,
-                hold=result.hold,
-                now=now,
-            )
-        )
-
-    async def next_wakeup(self, *, now: float, skip: Sequence[str] = ()) -> float | None:
-        return await self._read(functools.partial(deliveries.next_wakeup, now=now, skip=list(skip)))
-
-    # -- provider holds ----------------------------------------------------------------------
-
-    async def hold_provider(self, hold: ProviderHold) -> None:
-        await self._write(functools.partial(pacing.hold_provider, hold=hold))
-
-    async def release_provider(self, provider: str) -> bool:
-        return await self._write(functools.partial(pacing.release_provider, provider=provider))
-
-    async def provider_holds(self) -> dict[str, ProviderHold]:
-        return await self._read(pacing.provider_holds)
-
-    # -- reading and steering ----------------------------------------------------------------
-
-    async def list_events(
-        self,
-        *,
-        source: str | None = None,
-        status: EventStatus | None = None,
-        limit: int = 50,
-        before: str | None = None,
-        since: float | None = None,
-        until: float | None = None,
-    ) -> list[StoredEvent]:
-        return await self._read(
-            functools.partial(
-                admin.list_events,
-                source=source,
-                status=status,
-                limit=limit,
-                before=before,
-                since=since,
-                until=until,
-            )
-        )
-
-    async def queue_stats(self) -> QueueStats:
-        return await self._read(stats.queue_stats)
-
-    async def activity(self, *, since: float, until: float, bucket: float) -> list[Activity]:
-        return await self._read(
-            functools.partial(stats.activity, since=since, until=until, bucket=bucket)
-        )
-
-    async def get_event(self, event_id: str) -> EventDetail | None:
-        return await self._read(functools.partial(admin.get_event, event_id=event_id))
-
-    async def get_raw(self, event_id: str) -> bytes | None:
-        return await self._read(functools.partial(admin.get_raw, event_id=event_id))
-
-    async def get_delivery(self, delivery_id: str) -> Delivery | None:
-        return await self._read(functools.partial(admin.get_delivery, delivery_id=delivery_id))
-
-    async def list_deliveries(
-        self,
-        *,
-        status: DeliveryStatus | None = None,
-        provider: str | None = None,
-        limit: int = 100,
-    ) -> list[Delivery]:
-        return await self._read(
-            functools.partial(admin.list_deliveries, status=status, provider=provider, limit=limit)
-        )
-
-    async def retry_delivery(self, delivery_id: str, *, now: float) -> bool:
-        return await self._write(
-            functools.partial(admin.retry_delivery, delivery_id=delivery_id, now=now)
-        )
-
-    async def purge(
-        self, *, before: float | None, dedupe_before: float | None = None
-    ) -> PurgeCounts:
-        events = keys = 0
-        while True:  # in chunks, each its own transaction
-            purged_events, purged_keys = await self._write(
-                functools.partial(
-                    admin.purge_some,
-                    before=before,
-                    dedupe_before=before if dedupe_before is None else dedupe_before,
-                    limit=PURGE_CHUNK,
-                )
-            )
-            events += purged_events
-            keys += purged_keys
-            if purged_events < PURGE_CHUNK and purged_keys < PURGE_CHUNK:
-                return PurgeCounts(events=events, dedupe_keys=keys)
-
-    async def drop_bodies(self, *, before: float) -> int:
-        dropped = 0
-        while True:
-            some = await self._write(
-                functools.partial(admin.drop_some_bodies, before=before, limit=PURGE_CHUNK)
-            )
-            dropped += some
-            if some < PURGE_CHUNK:
-                return dropped
+            connection.execute(f"SAVEPOINT {savepoint}")
+            value = drive(connection, write())
+            connection.execute(f"RELEASE {savepoint}")
+        except Exception as exc:
+            error = _mapped(exc)
+            if not _roll_back_to(connection, savepoint):
+                # SQLite gave up the whole transaction (I/O error, disk full, ...): what the
+                # batch wrote so far is gone, so every step of it fails.
+                _abandon(connection)
+                kind = type(error) if isinstance(error, StoreError) else StoreError
+                rolled_back = kind(f"the transaction was rolled back: {error}")
+                rolled_back.__cause__ = exc
+                return failed(len(batch), rolled_back)
+            outcomes.append((None, error))
+        else:
+            outcomes.append((value, None))
+    try:
+        connection.commit()
+    except Exception as exc:
+        _abandon(connection)
+        failure = _mapped(exc)
+        error = type(failure)(f"commit failed: {failure}")
+        error.__cause__ = exc
+        return failed(len(batch), error)
+    return outcomes
 
 
-def _in_read_transaction(
-    connection: sqlite3.Connection, operation: Callable[[sqlite3.Connection], T]
-) -> T:
+def _roll_back_to(connection: sqlite3.Connection, savepoint: str) -> bool:
+    """Undo one step; False when there is no transaction left to keep."""
+    if not connection.in_transaction:
+        return False
+    try:
+        connection.execute(f"ROLLBACK TO {savepoint}")
+        connection.execute(f"RELEASE {savepoint}")
+    except sqlite3.Error:
+        return False
+    return True
+
+
+def _abandon(connection: sqlite3.Connection) -> None:
+    if connection.in_transaction:
+        with contextlib.suppress(sqlite3.Error):  # it gave the transaction up already
+            connection.rollback()
+
+
+def _mapped(exc: Exception) -> Exception:
+    """What the caller of a failed step gets: sqlite3 errors become StoreErrors."""
+    if not isinstance(exc, sqlite3.Error):
+        return exc
+    error = map_error(exc)
+    error.__cause__ = exc
+    return error
+
+
+def _in_read_transaction(connection: sqlite3.Connection, write: Callable[[], Step[T]]) -> T:
     """Run on the reader thread: one snapshot for the whole read."""
     try:
         connection.execute("BEGIN")
         try:
-            return operation(connection)
+            return drive(connection, write())
         finally:
             connection.rollback()
     except sqlite3.Error as exc:

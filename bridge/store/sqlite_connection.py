@@ -103,3 +103,16 @@ def closed_on_error(connection: sqlite3.Connection) -> Iterator[None]:
         if isinstance(exc, sqlite3.Error):
             raise map_error(exc) from exc
         raise
+
+
+def split_statements(sql: str) -> Iterator[str]:
+    """The statements of a migration, one at a time (each must end its line with `;`)."""
+    buffer = ""
+    for line in sql.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            yield buffer
+            buffer = ""
+    leftover = [line for line in buffer.splitlines() if line.strip()]
+    if any(not line.lstrip().startswith("--") for line in leftover):
+        raise StoreError(f"incomplete SQL statement at the end of a migration: {buffer.strip()}")

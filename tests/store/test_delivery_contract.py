@@ -55,6 +55,28 @@ def test_later_actions_of_a_key_wait_and_name_the_one_before_them(
     assert delivery(run, store, events[0], create).blocked_by is None
 
 
+def test_a_keys_order_is_by_arrival_not_by_routing(run: Run[Any], store: Store) -> None:
+    early = ingest_one(run, store, received_at=T0)
+    late = ingest_one(run, store, received_at=T0 + 1)
+    first, second = (
+        make_delivery(early, correlate="order-1"),
+        make_delivery(late, correlate="order-1"),
+    )
+    route(run, store, late, [second])  # the later webhook is routed first
+    # the earlier webhook, unrouted, may bring an action for the key: nothing of it goes yet
+    assert run(store.claim_due(now=T0 + 10, limit=10, lease=30)) == []
+
+    route(run, store, early, [first])
+
+    assert statuses(run, store, early, late) == {first.id: PENDING, second.id: WAITING}
+    assert delivery(run, store, late, second.id).blocked_by == first.id
+    [claim] = run(store.claim_due(now=T0 + 10, limit=10, lease=30))
+    assert claim.delivery.id == first.id
+    run(store.finish_attempt(claim, result_for(claim, DeliveryStatus.DONE), now=T0 + 11))
+    [claim] = run(store.claim_due(now=T0 + 11, limit=10, lease=30))
+    assert claim.delivery.id == second.id
+
+
 def test_success_releases_the_next_one_at_once(run: Run[Any], store: Store) -> None:
     events, (create, update, close) = three_on_one_key(run, store)
     [claim] = run(store.claim_due(now=T0 + 10, limit=10, lease=30))

@@ -24,11 +24,10 @@ from psycopg.rows import dict_row
 
 from bridge.config import RateLimit
 from bridge.exceptions import StoreError, StoreUnavailable
-from bridge.store import open_store, postgres_queries
+from bridge.store import intake, open_store, postgres
 from bridge.store.base import Claim, DeliveryStatus, IngestResult, Routing
 from bridge.store.postgres import PostgresStore
-from bridge.store.postgres_migrations import load_migrations
-from bridge.store.postgres_rows import delivery_params
+from bridge.store.schema import load_migrations
 
 from .conftest import (
     T0,
@@ -271,15 +270,18 @@ def test_finishing_the_head_of_a_key_waits_for_a_routing_of_that_key_in_progress
                 router.transaction(),
             ):
                 # another process routes `follower` behind the head, and has not committed
-                await postgres_queries.save_routing(
+                await postgres.drive(
                     router,
-                    event_id=second.id,
-                    matched_rules="[]",
-                    trace="[]",
-                    deliveries=[delivery_params(follower, now=T0)],
-                    supersede_dead=False,
-                    only_if_unrouted=True,
-                    now=T0,
+                    intake.save_routing(
+                        Routing(
+                            event_id=second.id,
+                            matched_rules=(),
+                            trace=(),
+                            deliveries=[follower],
+                            only_if_unrouted=True,
+                        ),
+                        now=T0,
+                    ),
                 )
                 finishing = asyncio.create_task(
                     store.finish_attempt(claim, result_for(claim, DeliveryStatus.DONE), now=T0)
@@ -386,7 +388,7 @@ def test_stores_opening_at_once_apply_each_migration_once(url: str) -> None:
 
     in_threads(open_many, open_many)
 
-    versions = [m.version for m in load_migrations()]
+    versions = [m.version for m in load_migrations("postgres")]
     assert query(url, "SELECT version FROM schema_migrations ORDER BY version") == [
         (v,) for v in versions
     ]

@@ -16,8 +16,8 @@ import pytest
 from bridge.exceptions import StoreError, StoreUnavailable
 from bridge.store import open_store
 from bridge.store.base import DeliveryStatus, IngestResult, Routing
+from bridge.store.schema import load_migrations
 from bridge.store.sqlite import SQLiteStore
-from bridge.store.sqlite_migrations import load_migrations
 
 from .conftest import T0, Run, make_delivery, make_event, result_for
 
@@ -325,7 +325,7 @@ def test_migrations_run_once_and_are_recorded(run: Run[Any], tmp_path: Path) -> 
     rows = open_and_read_migrations()
 
     assert rows == first_rows
-    assert [version for version, _ in rows] == [m.version for m in load_migrations()]
+    assert [version for version, _ in rows] == [m.version for m in load_migrations("sqlite")]
     assert rows[0][0] == 1
     with raw_connection(path) as connection:
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}

@@ -1,0 +1,82 @@
+"""What the receiver and the worker's routing step ask of the store: ingest, claim the events
+not routed yet, store a routing. Steps (bridge.store.steps) over the statements of queries.sql.
+
+Dedupe holds across processes because the key is claimed by an upsert on dedupe's primary key.
+Routing takes the locks of its deliveries' keys (queues.lock_keys) before it adds to their
+queues, and puts each delivery in its key's queue by its event's arrival, whichever router
+stores it first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from bridge.exceptions import StoreError
+from bridge.store.base import IngestResult, Routing, StoredEvent
+from bridge.store.queues import lock_keys, recompute_event_statuses, settle_queued
+from bridge.store.records import delivery_params, dumps, event_from_row
+from bridge.store.steps import Step, execute, first, many, rows
+
+
+def ingest(
+    events: Sequence[dict[str, Any]], *, window: float, now: float
+) -> Step[list[IngestResult]]:
+    results = []
+    for event in events:
+        key = event["dedupe_key"]
+        if key is not None:
+            held_by = yield from _first_with_key(event, key, since=now - window, now=now)
+            if held_by is not None:
+                results.append(IngestResult(event_id=held_by, duplicate=True))
+                continue
+        yield from execute("insert_event", **event)
+        results.append(IngestResult(event_id=event["id"], duplicate=False))
+    return results
+
+
+def _first_with_key(
+    event: dict[str, Any], key: str, *, since: float, now: float
+) -> Step[str | None]:
+    """None when `event` took the key; else the id of the event inside the window that has it."""
+    params = {"source": event["source"], "key": key, "id": event["id"], "now": now, "since": since}
+    for _ in range(3):  # a purge may delete the key between the two statements: try again
+        if (yield from first("claim_dedupe", **params)) is not None:
+            return None
+        held = yield from first("first_with_key", **params)
+        if held is not None:
+            return str(held["event_id"])
+    raise StoreError(f"dedupe key {key!r} of source {event['source']!r} keeps changing")
+
+
+def claim_unrouted(*, now: float, limit: int, lease: float) -> Step[list[StoredEvent]]:
+    found = yield from rows("claim_unrouted", now=now, limit=limit, until=now + lease)
+    events = [event_from_row(row) for row in found]
+    return sorted(events, key=lambda event: (event.received_at, event.id))
+
+
+def save_routing(routing: Routing, *, now: float) -> Step[bool]:
+    event_id = routing.event_id
+    deliveries = [delivery_params(d, now=now) for d in routing.deliveries]
+    correlated = [d for d in deliveries if d["correlate"] is not None]
+    yield from lock_keys((d["provider"], d["correlate"]) for d in correlated)
+    row = yield from first("event_to_route", id=event_id)
+    if row is None:
+        raise StoreError(f"there is no event {event_id} to route")
+    if routing.only_if_unrouted and row["routed_at"] is not None:
+        return False
+    if routing.supersede_dead:
+        yield from execute("supersede_dead", event_id=event_id)
+    yield from many(
+        "insert_delivery", [{**d, "event_received_at": row["received_at"]} for d in deliveries]
+    )
+    yield from settle_queued([d["id"] for d in correlated])
+    yield from execute(
+        "mark_routed",
+        now=now,
+        matched_rules=dumps(list(routing.matched_rules)),
+        trace=dumps(list(routing.trace)),
+        event_id=event_id,
+    )
+    yield from recompute_event_statuses([event_id])
+    return True

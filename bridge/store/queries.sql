@@ -1,0 +1,456 @@
+-- Every statement of the store, by name, for both databases (procrastinate's sql/queries.sql
+-- is the model). bridge.store.statements reads this file:
+--   -- name: NAME               a statement (or a piece of one) for every dialect
+--   -- name: NAME (postgres)    the variant one dialect runs instead; an empty body: nothing to run
+--   :param                      a named parameter (a list is an array: see `in_list`)
+--   {name} / {name:arg}         another piece of this file, or a fragment of the dialect table
+-- Statuses are written as their values (bridge.store.base; the CHECK constraints name them too).
+
+-- name: unfinished
+('pending', 'waiting', 'in_flight')
+
+-- name: queued
+('pending', 'waiting')
+
+-- name: final
+('done', 'skipped', 'dead', 'cancelled')
+
+-- name: event_columns
+ev.id, ev.source, ev.received_at, ev.headers, ev.query, ev.payload, ev.content_type,
+ev.dedupe_key, ev.status, ev.routed_at, ev.matched_rules, ev.trace, ev.raw IS NOT NULL AS has_raw
+
+-- name: attempt_columns
+delivery_id, number, started_at, duration, outcome, status_code, error, response_excerpt
+
+-- name: key_order
+({arg}.event_received_at, {arg}.event_id, {arg}.seq)
+
+-- Read from `deliveries AS d`. A waiting delivery's blocked_by is the one just before it in its
+-- key's queue, looked up when read (it changes as the key's deliveries finish).
+-- name: delivery_columns
+d.seq, d.id, d.event_id, d.rule, d.provider, d.action, d.correlate, d.status, d.attempts,
+d.tries, d.created_at, d.queued_at, d.next_attempt_at, d.last_error, d.ticket_ref,
+CASE WHEN d.status = 'waiting' THEN (
+    SELECT e.id FROM deliveries AS e
+    WHERE e.provider = d.provider AND e.correlate = d.correlate
+      AND {key_order:e} < {key_order:d} AND e.status IN {unfinished}
+    ORDER BY e.event_received_at DESC, e.event_id DESC, e.seq DESC LIMIT 1)
+ELSE d.blocked_by END AS blocked_by
+
+-- A keyed delivery `d` is behind its key while a delivery before it in its key's queue (by its
+-- event's arrival, then by creation) is unfinished.
+-- name: behind_its_key
+d.correlate IS NOT NULL AND EXISTS (
+    SELECT 1 FROM deliveries AS e
+    WHERE e.provider = d.provider AND e.correlate = d.correlate
+      AND {key_order:e} < {key_order:d} AND e.status IN {unfinished})
+
+-- `d` may go: not behind its key; no other of its key in flight under a live lease (the order
+-- makes that impossible unless two routers of one event both stored deliveries after a lease
+-- ran out); no event that arrived before its own unrouted (it may bring an earlier action for
+-- the key; an event whose router died holds them until its routing lease runs out).
+-- name: may_go
+NOT ({behind_its_key})
+AND NOT (d.correlate IS NOT NULL AND EXISTS (
+    SELECT 1 FROM deliveries AS f
+    WHERE f.provider = d.provider AND f.correlate = d.correlate AND f.seq <> d.seq
+      AND f.status = 'in_flight' AND f.lease_until >= :now))
+AND NOT (d.correlate IS NOT NULL AND EXISTS (
+    SELECT 1 FROM events AS u
+    WHERE u.routed_at IS NULL AND (u.received_at, u.id) < (d.event_received_at, d.event_id)))
+
+-- name: not_held
+d.provider NOT IN (SELECT provider FROM provider_holds WHERE until > :now)
+
+-- name: ping
+SELECT max(version) AS version FROM schema_migrations
+
+-- == the receiver ==============================================================================
+
+-- Take the key: new, or older than the window (it points at the new event from then on). No row
+-- back: an event inside the window holds it. An upsert, not a look-up then an insert: of two
+-- transactions inserting one key, the second waits for the first and then sees its row.
+-- name: claim_dedupe
+INSERT INTO dedupe AS dd (source, key, event_id, created_at)
+VALUES (:source, :key, :id, :now)
+ON CONFLICT (source, key) DO UPDATE SET event_id = excluded.event_id,
+                                        created_at = excluded.created_at
+WHERE dd.created_at <= :since
+RETURNING event_id
+
+-- name: first_with_key
+SELECT event_id FROM dedupe WHERE source = :source AND key = :key
+
+-- name: insert_event
+INSERT INTO events (id, source, received_at, headers, query, payload, raw, content_type,
+                    dedupe_key, status)
+VALUES (:id, :source, :received_at, :headers, :query, :payload, :raw, :content_type,
+        :dedupe_key, :status)
+
+-- == routing ===================================================================================
+
+-- name: claim_unrouted
+WITH due AS (
+    SELECT id AS due_id FROM events
+    WHERE routed_at IS NULL AND (route_lease_until IS NULL OR route_lease_until < :now)
+    ORDER BY received_at, id LIMIT :limit
+    {skip_locked})
+UPDATE events SET route_lease_until = :until FROM due WHERE events.id = due.due_id
+RETURNING id, source, received_at, headers, query, payload, content_type, dedupe_key, status,
+          routed_at, matched_rules, trace, raw IS NOT NULL AS has_raw
+
+-- Of two routers whose leases overlapped, the second waits here for the first to commit, then
+-- reads the event as the first left it: routed.
+-- name: event_to_route
+SELECT received_at, routed_at FROM events WHERE id = :id {for_update}
+
+-- name: supersede_dead
+UPDATE deliveries SET status = 'cancelled',
+       last_error = 'superseded by a replay; was: ' || COALESCE(last_error, 'dead')
+WHERE event_id = :event_id AND status = 'dead'
+
+-- name: insert_delivery
+INSERT INTO deliveries (id, event_id, event_received_at, rule, provider, action, correlate,
+                        status, created_at, queued_at, next_attempt_at, last_error)
+VALUES (:id, :event_id, :event_received_at, :rule, :provider, :action, :correlate, :status,
+        :created_at, :created_at, :next_attempt_at, :last_error)
+
+-- name: mark_routed
+UPDATE events SET routed_at = :now, matched_rules = :matched_rules, trace = :trace,
+                  route_lease_until = NULL
+WHERE id = :event_id
+
+-- == a key's queue =============================================================================
+
+-- Hold these "provider|correlate" names to the end of the transaction, in the order given.
+-- name: lock_keys
+
+-- name: lock_keys (postgres)
+SELECT pg_advisory_xact_lock(hashtextextended(name, 0)) FROM unnest(:names::text[]) AS name
+
+-- Queued deliveries just added or queued again: waiting while one before them is unfinished.
+-- name: settle_queued
+UPDATE deliveries AS d
+SET status = CASE WHEN {behind_its_key} THEN 'waiting' ELSE 'pending' END
+WHERE d.id {in_list:ids} AND d.status IN {queued}
+
+-- Pending deliveries of the key after one just settled (their events arrived later, but were
+-- routed first) wait behind it.
+-- name: hold_back_later
+UPDATE deliveries AS d SET status = 'waiting'
+FROM deliveries AS s
+WHERE s.id {in_list:ids} AND s.status IN {queued}
+  AND d.provider = s.provider AND d.correlate = s.correlate
+  AND {key_order:d} > {key_order:s}
+  AND d.status = 'pending' AND d.id {not_in_list:ids}
+
+-- The key's first unfinished delivery, if it is waiting, may go now.
+-- name: release_next
+UPDATE deliveries SET status = 'pending', next_attempt_at = :now
+WHERE status = 'waiting' AND id = (
+    SELECT id FROM deliveries
+    WHERE provider = :provider AND correlate = :correlate AND status IN {unfinished}
+    ORDER BY event_received_at, event_id, seq LIMIT 1)
+
+-- name: kill_followers
+UPDATE deliveries AS d SET status = 'dead', blocked_by = :id, next_attempt_at = NULL,
+                           last_error = :message
+WHERE d.provider = :provider AND d.correlate = :correlate
+  AND {key_order:d} > (:event_received_at, :event_id, :seq) AND d.status IN {queued}
+RETURNING event_id
+
+-- The event's status follows its deliveries: none -> unmatched, any dead -> failed, all final
+-- -> done, else accepted (and accepted while not routed at all).
+-- name: recompute_event_status
+UPDATE events SET status = (
+    SELECT CASE
+        WHEN events.routed_at IS NULL THEN 'accepted'
+        WHEN count(*) = 0 THEN 'unmatched'
+        WHEN count(*) FILTER (WHERE d.status = 'dead') > 0 THEN 'failed'
+        WHEN count(*) FILTER (WHERE d.status IN {final}) = count(*) THEN 'done'
+        ELSE 'accepted'
+    END
+    FROM deliveries AS d WHERE d.event_id = events.id)
+WHERE id = :event_id
+
+-- == the delivery step =========================================================================
+
+-- Due (or in flight with a lapsed lease), free to go by its key, not held; oldest first; rows
+-- another transaction holds are passed over, never waited for. The piece named by arg narrows
+-- the providers: claim_due_all, claim_due_one (:provider), claim_due_others (not in :named).
+-- name: claim_due
+WITH due AS (
+    SELECT d.seq AS due_seq FROM deliveries AS d
+    WHERE ((d.status IN {queued} AND d.next_attempt_at <= :now)
+           OR (d.status = 'in_flight' AND d.lease_until < :now))
+      AND {may_go} AND {not_held} {{arg}}
+    ORDER BY d.seq LIMIT :limit
+    {skip_locked_of:d})
+UPDATE deliveries SET status = 'in_flight', lease_until = :until,
+    lease_token = CAST(:token AS TEXT) || '.' || CAST(seq AS TEXT)
+FROM due WHERE deliveries.seq = due.due_seq
+RETURNING lease_token, seq, id, event_id, rule, provider, action, correlate, status, attempts,
+          tries, created_at, queued_at, next_attempt_at, last_error, ticket_ref, blocked_by
+
+-- name: claim_due_all
+{claim_due:claim_all}
+
+-- name: claim_due_one
+{claim_due:claim_one_provider}
+
+-- name: claim_due_others
+{claim_due:claim_other_providers}
+
+-- name: claim_all
+
+-- name: claim_one_provider
+AND d.provider = :provider
+
+-- name: claim_other_providers
+AND d.provider {not_in_list:named}
+
+-- name: events_by_id
+SELECT {event_columns} FROM events AS ev WHERE ev.id {in_list:ids}
+
+-- A superset of the keys' tickets (each provider with each correlate); the caller picks.
+-- name: tickets_of_keys
+SELECT provider, correlate, ticket_ref, open FROM tickets
+WHERE provider {in_list:providers} AND correlate {in_list:correlates}
+
+-- name: extend_lease
+UPDATE deliveries SET lease_until = :until
+WHERE id = :id AND lease_token = :token AND status = 'in_flight'
+
+-- name: held_delivery
+SELECT seq, event_id, event_received_at, rule, provider, correlate FROM deliveries
+WHERE id = :id AND lease_token = :token AND status = 'in_flight'
+{for_update}
+
+-- name: insert_attempt
+INSERT INTO attempts ({attempt_columns})
+VALUES (:delivery_id, :number, :started_at, :duration, :outcome, :status_code, :error,
+        :response_excerpt)
+
+-- name: finish_delivery
+UPDATE deliveries
+SET attempts = attempts + 1, tries = tries + :spent, status = :status,
+    next_attempt_at = :next_attempt_at, last_error = :last_error,
+    ticket_ref = coalesce(:ticket_ref, ticket_ref), lease_until = NULL, lease_token = NULL
+WHERE id = :id
+
+-- name: upsert_ticket
+INSERT INTO tickets AS t (provider, correlate, ticket_ref, open, updated_at)
+VALUES (:provider, :correlate, :ticket_ref, :open, :now)
+ON CONFLICT (provider, correlate) DO UPDATE
+SET ticket_ref = coalesce(excluded.ticket_ref, t.ticket_ref),
+    open = coalesce(excluded.open, t.open),
+    updated_at = excluded.updated_at
+
+-- The first queued delivery of each status that may go (read in due order, so a long backlog is
+-- not scanned), the earliest delivery lease, the earliest routing lease (or arrival, for an
+-- event nobody leased yet), the end of the earliest hold.
+-- name: first_queued
+SELECT * FROM (
+    SELECT d.next_attempt_at AS due FROM deliveries AS d
+    WHERE d.status = '{arg}' AND d.next_attempt_at IS NOT NULL AND {may_go}
+      AND {not_held} AND d.provider {not_in_list:skip}
+    ORDER BY d.next_attempt_at LIMIT 1) AS first_{arg}
+
+-- name: next_wakeup
+SELECT min(due) AS due FROM (
+    {first_queued:pending}
+    UNION ALL
+    {first_queued:waiting}
+    UNION ALL
+    SELECT min(lease_until) FROM deliveries WHERE status = 'in_flight'
+    UNION ALL
+    SELECT min(coalesce(route_lease_until, received_at)) FROM events WHERE routed_at IS NULL
+    UNION ALL
+    SELECT min(until) FROM provider_holds WHERE until > :now
+) AS wakeups
+
+-- == pacing: holds and token buckets ===========================================================
+
+-- name: upsert_hold
+INSERT INTO provider_holds (provider, state, since, until, reason)
+VALUES (:provider, :state, :since, :until, :reason)
+ON CONFLICT (provider) DO UPDATE
+SET state = excluded.state, since = excluded.since, until = excluded.until,
+    reason = excluded.reason
+
+-- name: release_hold
+DELETE FROM provider_holds WHERE provider = :provider
+
+-- name: holds
+SELECT provider, state, since, until, reason FROM provider_holds ORDER BY provider
+
+-- name: bucket
+SELECT tokens, at FROM rate_buckets WHERE provider = :provider
+
+-- The claim that spends a bucket's tokens holds its row: processes take turns, never spend a
+-- token twice. A provider never paced before gets its row (a full bucket) first, to be locked.
+-- name: locked_bucket
+SELECT tokens, at FROM rate_buckets WHERE provider = :provider {for_update}
+
+-- name: new_bucket
+INSERT INTO rate_buckets (provider, tokens, at) VALUES (:provider, :tokens, :now)
+ON CONFLICT (provider) DO NOTHING
+
+-- name: save_bucket
+UPDATE rate_buckets SET tokens = :tokens, at = :now WHERE provider = :provider
+
+-- == reading and steering ======================================================================
+
+-- name: list_events
+SELECT {event_columns} FROM events AS ev
+WHERE (CAST(:source AS TEXT) IS NULL OR ev.source = :source) AND (CAST(:status AS TEXT) IS NULL OR ev.status = :status)
+  AND (CAST(:before AS TEXT) IS NULL OR ev.id < :before)
+  AND (CAST(:since AS double precision) IS NULL OR ev.received_at >= :since) AND (CAST(:until AS double precision) IS NULL OR ev.received_at < :until)
+ORDER BY ev.id DESC LIMIT :limit
+
+-- name: event
+SELECT {event_columns} FROM events AS ev WHERE ev.id = :id
+
+-- name: attempts_of_event
+SELECT {attempt_columns} FROM attempts
+WHERE delivery_id IN (SELECT id FROM deliveries WHERE event_id = :id) ORDER BY number, id
+
+-- name: deliveries_of_event
+SELECT {delivery_columns} FROM deliveries AS d WHERE d.event_id = :id ORDER BY d.seq
+
+-- name: raw
+SELECT raw FROM events WHERE id = :id
+
+-- name: delivery
+SELECT {delivery_columns} FROM deliveries AS d WHERE d.id = :id
+
+-- name: attempts_of_delivery
+SELECT {attempt_columns} FROM attempts WHERE delivery_id = :id ORDER BY number, id
+
+-- name: list_deliveries
+SELECT {delivery_columns} FROM deliveries AS d
+WHERE (CAST(:status AS TEXT) IS NULL OR d.status = :status) AND (CAST(:provider AS TEXT) IS NULL OR d.provider = :provider)
+ORDER BY d.seq DESC LIMIT :limit
+
+-- name: delivery_key
+SELECT provider, correlate FROM deliveries WHERE id = :id
+
+-- name: blocker
+SELECT b.id FROM deliveries AS d JOIN deliveries AS b ON b.id = d.blocked_by
+WHERE d.id = :id AND d.status = 'dead' AND b.status = 'dead'
+
+-- A done delivery is not sent again: that would make a second ticket.
+-- name: retry
+UPDATE deliveries
+SET status = 'pending', tries = 0, queued_at = :now, next_attempt_at = :now,
+    lease_until = NULL, lease_token = NULL, blocked_by = NULL
+WHERE id = :id AND status IN ('dead', 'skipped', 'cancelled')
+RETURNING event_id
+
+-- The deliveries its death killed queue again (behind it: settle_queued makes them wait).
+-- name: requeue_followers
+UPDATE deliveries
+SET status = 'pending', tries = 0, queued_at = :now, next_attempt_at = :now,
+    blocked_by = NULL, last_error = NULL
+WHERE blocked_by = :id AND status = 'dead'
+RETURNING id, event_id
+
+-- Routed events whose deliveries are all final (an unrouted event still has work to do).
+-- name: purgeable
+SELECT id FROM events AS ev
+WHERE received_at < :before AND routed_at IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM deliveries AS d
+                  WHERE d.event_id = ev.id AND d.status NOT IN {final})
+ORDER BY id LIMIT :limit
+{skip_locked}
+
+-- name: purge_attempts
+DELETE FROM attempts
+WHERE delivery_id IN (SELECT id FROM deliveries WHERE event_id {in_list:ids})
+
+-- name: purge_deliveries
+DELETE FROM deliveries WHERE event_id {in_list:ids}
+
+-- name: purge_events
+DELETE FROM events WHERE id {in_list:ids}
+
+-- name: purge_dedupe
+DELETE FROM dedupe WHERE (source, key) IN
+    (SELECT source, key FROM dedupe WHERE created_at < :before LIMIT :limit {skip_locked})
+
+-- name: drop_bodies
+UPDATE events SET raw = NULL WHERE id IN
+    (SELECT id FROM events WHERE received_at < :before AND raw IS NOT NULL LIMIT :limit
+     {skip_locked})
+
+-- == counts ====================================================================================
+
+-- A row per (provider, status), then one (provider NULL) with the events not routed yet and the
+-- received_at of the oldest event with work left.
+-- name: queue_stats
+SELECT provider, status, count(*) AS n, CAST(NULL AS double precision) AS oldest
+FROM deliveries GROUP BY provider, status
+UNION ALL
+SELECT NULL, NULL,
+    (SELECT count(*) FROM events WHERE routed_at IS NULL),
+    (SELECT min(t) FROM (
+        SELECT min(received_at) AS t FROM events WHERE routed_at IS NULL
+        UNION ALL
+        SELECT min(event_received_at) FROM deliveries WHERE status IN {unfinished}) AS o)
+
+-- Bucket numbers floor((t - since) / bucket). A delivery counts once, at the end of its last
+-- successful attempt: a retry after a failure counts at the success.
+-- name: activity
+SELECT 'received' AS kind, {floor:(received_at - :since) / :bucket} AS slot, count(*) AS n
+FROM events WHERE received_at >= :since AND received_at < :until
+GROUP BY slot
+UNION ALL
+SELECT 'delivered', {floor:(a.started_at + a.duration - :since) / :bucket} AS slot, count(*)
+FROM attempts AS a JOIN deliveries AS d ON d.id = a.delivery_id
+WHERE a.outcome = 'success' AND d.status = 'done'
+  AND a.started_at + a.duration >= :since AND a.started_at + a.duration < :until
+  AND NOT EXISTS (SELECT 1 FROM attempts AS later
+                  WHERE later.delivery_id = a.delivery_id AND later.outcome = 'success'
+                    AND (later.number, later.id) > (a.number, a.id))
+GROUP BY slot
+
+-- == migrations (bridge.store.schema) ==========================================================
+
+-- name: begin
+BEGIN
+
+-- name: begin (sqlite)
+BEGIN IMMEDIATE
+
+-- name: commit
+COMMIT
+
+-- name: rollback
+ROLLBACK
+
+-- name: create_schema_migrations
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    integer PRIMARY KEY,
+    applied_at double precision NOT NULL
+)
+
+-- name: applied_versions
+SELECT version FROM schema_migrations
+
+-- name: record_migration
+INSERT INTO schema_migrations (version, applied_at) VALUES (:version, :now)
+
+-- Replicas starting at once take turns. pg_advisory_lock(int, int) is a key space apart from
+-- the per-key locks (one bigint); SQLite's BEGIN IMMEDIATE is the lock there.
+-- name: migration_lock
+
+-- name: migration_lock (postgres)
+SELECT pg_advisory_lock(1952609895, 1)
+
+-- name: migration_unlock
+
+-- name: migration_unlock (postgres)
+SELECT pg_advisory_unlock(1952609895, 1)
+
+-- name: repeatable_read
+SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY

@@ -1,0 +1,138 @@
+"""A correlate key's queue: the order of a (provider, correlate) key's deliveries, and what an
+attempt's end or an operator's retry means for it and for the events (DESIGN §3.2, §3.3).
+Written once, as steps, for both databases.
+
+The order is kept by statuses written in the same transactions that change a key:
+- A key's queue is in the order its webhooks arrived: the event's received_at and id, then the
+  delivery's seq (`key_order` in queries.sql), not the order deliveries were stored: routers in
+  two processes may store the later webhook's deliveries first. A keyed delivery may not go
+  while an event that arrived before its own is unrouted (`may_go`).
+- A delivery queued behind an unfinished one of its key is `waiting`; the head ending done or
+  skipped makes the next one `pending`; the head dying kills the rest of the queue, each naming
+  it in `blocked_by`; retrying it queues them again behind it.
+- Changing a key's queue takes the key's lock first (on PostgreSQL `pg_advisory_xact_lock` of
+  a hash of `provider|correlate`; SQLite's one writer needs none): routing, finishing and
+  retrying one key run one after another. Claiming needs none: only a key's head is ever
+  pending, and whatever stops a row being the head changes that row's own status, which
+  PostgreSQL checks again once the claim holds the row.
+
+Locks are taken in one order everywhere, so that transactions do not deadlock: key locks
+(sorted), then delivery rows, then event rows (sorted, when their statuses are recomputed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from bridge.store.base import AttemptResult, Claim, DeliveryStatus
+from bridge.store.pacing import hold_provider
+from bridge.store.records import attempt_params, dumps_optional
+from bridge.store.steps import Step, execute, first, rows
+
+
+def lock_keys(keys: Iterable[tuple[str, str]]) -> Step[None]:
+    """Hold these (provider, correlate) keys until the transaction ends."""
+    names = sorted({f"{provider}|{correlate}" for provider, correlate in keys})
+    if names:
+        yield from execute("lock_keys", names=names)
+
+
+def settle_queued(delivery_ids: Sequence[str]) -> Step[None]:
+    """Queued deliveries just added or queued again: each is waiting while a delivery before
+    it in its key's queue is unfinished, else pending; pending ones after it now wait for it.
+    Call with the deliveries' keys locked."""
+    if delivery_ids:
+        yield from execute("settle_queued", ids=list(delivery_ids))
+        yield from execute("hold_back_later", ids=list(delivery_ids))
+
+
+def recompute_event_statuses(event_ids: Iterable[str]) -> Step[None]:
+    """One event at a time, in id order: every transaction locks event rows in one order."""
+    for event_id in sorted(set(event_ids)):
+        yield from execute("recompute_event_status", event_id=event_id)
+
+
+def finish_attempt(claim: Claim, result: AttemptResult, *, now: float) -> Step[bool]:
+    delivery_id = claim.delivery.id
+    status = result.status
+    next_attempt_at = None
+    if status is DeliveryStatus.PENDING:
+        next_attempt_at = now if result.next_attempt_at is None else result.next_attempt_at
+    ticket_ref = dumps_optional(result.ticket_ref)
+    provider, correlate = claim.delivery.provider, claim.delivery.correlate  # never changes
+    if correlate is not None:
+        yield from lock_keys([(provider, correlate)])
+    held = yield from first("held_delivery", id=delivery_id, token=claim.lease_token)
+    if held is None:
+        return False
+    if result.hold is not None:
+        yield from hold_provider(result.hold)
+    yield from execute("insert_attempt", **attempt_params(result.attempt, delivery_id=delivery_id))
+    yield from execute(
+        "finish_delivery",
+        id=delivery_id,
+        spent=int(result.spends_try),
+        status=status.value,
+        next_attempt_at=next_attempt_at,
+        last_error=result.last_error,
+        ticket_ref=ticket_ref,
+    )
+    events = {held["event_id"]}
+    if correlate is not None:
+        if status is DeliveryStatus.DONE and (
+            ticket_ref is not None or result.ticket_open is not None
+        ):
+            yield from execute(
+                "upsert_ticket",
+                provider=provider,
+                correlate=correlate,
+                ticket_ref=ticket_ref,
+                open=result.ticket_open,
+                now=now,
+            )
+        if status in (DeliveryStatus.DONE, DeliveryStatus.SKIPPED):
+            yield from execute("release_next", provider=provider, correlate=correlate, now=now)
+        elif status is DeliveryStatus.DEAD:
+            message = (
+                f"not sent: {delivery_id} (rule {held['rule']}), an earlier action for the "
+                f"same ticket, is dead: {result.last_error or 'no reason recorded'}"
+            )
+            killed = yield from rows(
+                "kill_followers",
+                id=delivery_id,
+                message=message,
+                provider=provider,
+                correlate=correlate,
+                event_received_at=held["event_received_at"],
+                event_id=held["event_id"],
+                seq=held["seq"],
+            )
+            events |= {row["event_id"] for row in killed}
+    yield from recompute_event_statuses(events)
+    return True
+
+
+def retry_delivery(delivery_id: str, *, now: float) -> Step[bool]:
+    key = yield from first("delivery_key", id=delivery_id)
+    if key is None:
+        return False
+    if key["correlate"] is not None:  # the blocker chain stays on this key
+        yield from lock_keys([(key["provider"], key["correlate"])])
+    # a delivery killed by an earlier one's death is retried from that one, to keep the order
+    seen = {delivery_id}
+    while (blocker := (yield from first("blocker", id=delivery_id))) is not None:
+        if blocker["id"] in seen:
+            break
+        delivery_id = blocker["id"]
+        seen.add(delivery_id)
+    retried = yield from first("retry", id=delivery_id, now=now)
+    if retried is None:
+        return False
+    followers = yield from rows("requeue_followers", id=delivery_id, now=now)
+    # they wait behind what is before them in the key's queue, and later pending ones of the
+    # key wait behind them
+    yield from settle_queued([delivery_id, *(row["id"] for row in followers)])
+    yield from recompute_event_statuses(
+        {retried["event_id"], *(row["event_id"] for row in followers)}
+    )
+    return True

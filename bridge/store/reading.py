@@ -1,0 +1,123 @@
+"""What the operator's surfaces ask of the store: reading events and deliveries, the counts
+of /metrics and the admin overview, purging old events and bodies. Steps, written once for
+both databases (retrying a delivery changes a key's queue: bridge.store.queues).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from bridge.store.base import (
+    Activity,
+    Attempt,
+    Delivery,
+    DeliveryStatus,
+    EventDetail,
+    EventStatus,
+    QueueStats,
+    StoredEvent,
+)
+from bridge.store.counts import activity_from_rows, bucket_starts, stats_from_rows
+from bridge.store.pacing import provider_holds
+from bridge.store.records import attempt_from_row, delivery_from_row, event_from_row
+from bridge.store.steps import Step, execute, first, rows
+
+
+def list_events(
+    source: str | None,
+    status: EventStatus | None,
+    before: str | None,
+    since: float | None,
+    until: float | None,
+    *,
+    limit: int,
+) -> Step[list[StoredEvent]]:
+    found = yield from rows(
+        "list_events",
+        source=source,
+        status=None if status is None else status.value,
+        before=before,
+        since=since,
+        until=until,
+        limit=limit,
+    )
+    return [event_from_row(row) for row in found]
+
+
+def get_event(event_id: str) -> Step[EventDetail | None]:
+    """Run on one snapshot."""
+    row = yield from first("event", id=event_id)
+    if row is None:
+        return None
+    log: defaultdict[str, list[Attempt]] = defaultdict(list)
+    for attempt in (yield from rows("attempts_of_event", id=event_id)):
+        log[attempt["delivery_id"]].append(attempt_from_row(attempt))
+    found = tuple(
+        delivery_from_row(d, log.get(d["id"], ()))
+        for d in (yield from rows("deliveries_of_event", id=event_id))
+    )
+    holds = yield from provider_holds()
+    return EventDetail(
+        event=event_from_row(row),
+        deliveries=found,
+        holds={d.provider: holds[d.provider] for d in found if d.provider in holds},
+    )
+
+
+def get_raw(event_id: str) -> Step[bytes | None]:
+    row = yield from first("raw", id=event_id)
+    return None if row is None or row["raw"] is None else bytes(row["raw"])
+
+
+def get_delivery(delivery_id: str) -> Step[Delivery | None]:
+    """Run on one snapshot."""
+    row = yield from first("delivery", id=delivery_id)
+    if row is None:
+        return None
+    attempts = yield from rows("attempts_of_delivery", id=delivery_id)
+    return delivery_from_row(row, [attempt_from_row(a) for a in attempts])
+
+
+def list_deliveries(
+    *, status: DeliveryStatus | None, provider: str | None, limit: int
+) -> Step[list[Delivery]]:
+    found = yield from rows(
+        "list_deliveries",
+        status=None if status is None else status.value,
+        provider=provider,
+        limit=limit,
+    )
+    return [delivery_from_row(row) for row in found]
+
+
+def queue_stats() -> Step[QueueStats]:
+    return stats_from_rows((yield from rows("queue_stats")))
+
+
+def activity(*, since: float, until: float, bucket: float) -> Step[list[Activity]]:
+    starts = bucket_starts(since, until, bucket)
+    if not starts:
+        return []
+    params = {"since": float(since), "until": float(until), "bucket": float(bucket)}
+    return activity_from_rows(starts, (yield from rows("activity", **params)))
+
+
+def purge_some(
+    *, before: float | None, dedupe_before: float | None, limit: int
+) -> Step[tuple[int, int]]:
+    """Purge up to `limit` events and `limit` dedupe keys; return how many of each."""
+    ids: list[str] = []
+    if before is not None:
+        ids = [row["id"] for row in (yield from rows("purgeable", before=before, limit=limit))]
+    if ids:
+        yield from execute("purge_attempts", ids=ids)
+        yield from execute("purge_deliveries", ids=ids)
+        yield from execute("purge_events", ids=ids)
+    keys = 0
+    if dedupe_before is not None:
+        keys = yield from execute("purge_dedupe", before=dedupe_before, limit=limit)
+    return len(ids), keys
+
+
+def drop_some_bodies(*, before: float, limit: int) -> Step[int]:
+    return (yield from execute("drop_bodies", before=before, limit=limit))
