@@ -149,6 +149,45 @@ def test_try_shows_the_exact_request_with_secrets_masked_and_sends_nothing(tree,
     assert request["headers"]["idempotency-key"] == "[redacted]"
     assert request["json"]["subject"] == "Big order B2"
     assert request["json"]["message"]["text"] == "Order B2 for 500"
+    # the answer it got is shown, and said to be the stub's
+    assert request["answer"] == {"status": 200, "json": {"id": "dry-run"}, "stubbed": True}
+
+
+TWO_REQUESTS = {
+    "rules/main.yaml": """
+        providers:
+          desk:
+            type: http
+            url: "${DESK_URL:-http://127.0.0.1:9}/tickets"
+            headers: {Authorization: "Bearer ${DESK_TOKEN}"}
+        sources:
+          shop: {verify: {type: none}}
+        rules:
+          - {name: first, source: shop, action: create_ticket, provider: desk,
+             ticket: {subject: "A {{ body.id }}"}, continue: true}
+          - {name: second, source: shop, action: create_ticket, provider: desk,
+             ticket: {subject: "B {{ body.id }}"}}
+    """,
+    "templates/.keep": "",
+}
+
+
+def test_try_text_says_once_that_the_answers_are_stubbed_and_shows_each(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.delenv("DESK_URL", raising=False)
+    monkeypatch.setenv("DESK_TOKEN", "desk-token-very-secret")
+    tree = write_tree(tmp_path, TWO_REQUESTS)
+    payload = tmp_path / "order.json"
+    payload.write_text(json.dumps({"id": "D4"}))
+    assert main(["try", "shop", str(payload), *args_for(tree)]) == 0
+    out = capsys.readouterr().out
+    note = "no network: each answer below is stubbed"
+    assert out.count(note) == 1
+    assert out.index(note) < out.index("request: POST")
+    assert out.count("request: POST http://127.0.0.1:9/tickets") == 2
+    assert out.count("answer (stubbed): 200") == 2
+    assert "desk-token-very-secret" not in out
 
 
 def test_try_send_reports_a_failed_send_with_exit_1(tree, tmp_path, capsys):
