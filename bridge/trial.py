@@ -5,7 +5,9 @@ matcher with a full trace, the real templates, and the real provider adapters, w
 client (bridge.recorder) answers from each provider's stub helpdesk instead of the network:
 a helpdesk that has never seen the customer, so the requests shown are the ones a first
 delivery sends, in its order, each with the stubbed answer it got. With `send`, the adapters
-use the network for real.
+use the network for real. Each action gets a fresh delivery id (`dlv_try_...`, made like the
+worker's), so a helpdesk that honours the http provider's Idempotency-Key takes every
+`try --send` as new.
 """
 
 from __future__ import annotations
@@ -17,12 +19,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.dispatch import Dispatch, dispatch
+from bridge.ids import new_id
 from bridge.providers.base import Job, Outcome
 from bridge.recorder import Recorder
 from bridge.rendering import rule_context
 from bridge.service import Service
 from bridge.sources.request import RawRequest
 from bridge.store.base import EventStatus, NewEvent, StoredEvent
+
+#: the prefix of a trial's delivery ids: dlv_try_<time><random>, unique on every run
+DELIVERY_PREFIX = "dlv_try"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,6 +37,7 @@ class TrialAction:
     provider: str
     action: dict[str, Any] | None
     error: str | None
+    delivery_id: str | None
     requests: list[dict[str, Any]]
     outcome: Outcome | None
 
@@ -52,6 +59,7 @@ class Trial:
                     "action": a.action["action"] if a.action else None,
                     "ticket": a.action,
                     "error": a.error,
+                    "delivery_id": a.delivery_id,
                     "requests": a.requests,
                     **(
                         {"outcome": {"kind": a.outcome.kind.value, "message": a.outcome.message}}
@@ -97,12 +105,14 @@ async def run_trial(
     for event in map(as_stored, intake.events):
         result = dispatch(service, event, now=now, full_trace=True)
         actions = []
-        for index, rendered in enumerate(result.rendered, 1):
+        for rendered in result.rendered:
             requests: list[dict[str, Any]] = []
             outcome = None
+            delivery_id = None
             if rendered.action is not None:
+                delivery_id = new_id(DELIVERY_PREFIX, now=now)
                 job = Job(
-                    delivery_id=f"dlv_try{index}",
+                    delivery_id=delivery_id,
                     attempt=1,
                     action=rendered.action,
                     ticket_ref=None,
@@ -119,6 +129,7 @@ async def run_trial(
                     provider=rendered.provider,
                     action=rendered.action.to_json() if rendered.action else None,
                     error=str(rendered.error) if rendered.error else None,
+                    delivery_id=delivery_id,
                     requests=requests,
                     outcome=outcome,
                 )

@@ -175,6 +175,8 @@ def _trial_text(trial: Trial, *, sent: bool, noted: bool) -> tuple[str, bool]:
         )
         if action["error"]:
             lines.append(f"  error: {action['error']}")
+        if action["delivery_id"]:
+            lines.append(f"  delivery id: {action['delivery_id']}")
         if action["ticket"]:
             lines.extend(_json_lines(action["ticket"], "  "))
         for request in action["requests"]:

@@ -322,6 +322,7 @@ def test_try_on_the_example_shows_the_requests_with_the_token_masked(tmp_path, c
         "source": "website-form",
         "subject": "Pedido 1001 não chegou",
     }
+    assert create["additional_attributes"]["ticketbridge_delivery"] == action["delivery_id"]
     assert requests[2]["answer"]["json"]["meta"]["sender"]["name"] == ""
     assert requests[3]["json"] == {"labels": ["website-form"]}
     assert requests[4]["json"] == {"name": "Ana Souza"}
