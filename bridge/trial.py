@@ -2,67 +2,33 @@
 
 A payload goes through the source's real parser (signature verification skipped), the real
 matcher with a full trace, the real templates, and the real provider adapters, whose httpx
-client answers from a recorder instead of the network, so the requests shown are exactly the
-ones a delivery would send. With `send`, the adapters use the network for real.
+client (bridge.recorder) answers from each provider's stub helpdesk instead of the network:
+a helpdesk that has never seen the customer, so the requests shown are the ones a first
+delivery sends, in its order, each with the stubbed answer it got. With `send`, the adapters
+use the network for real. Each action gets a fresh delivery id (`dlv_try_...`, made like the
+worker's), so a helpdesk that honours the http provider's Idempotency-Key takes every
+`try --send` as new.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from bridge.dispatch import Dispatch, dispatch
-from bridge.providers.base import Job, Outcome, Provider
+from bridge.ids import new_id
+from bridge.providers.base import Job, Outcome
+from bridge.recorder import Recorder
 from bridge.rendering import rule_context
 from bridge.service import Service
-from bridge.sources.intake import REDACTED, is_secret_header
 from bridge.sources.request import RawRequest
 from bridge.store.base import EventStatus, NewEvent, StoredEvent
 
-
-@dataclass
-class Recorder:
-    """Collects every request an httpx client sends; as a transport it answers what the
-    provider being tried says its API would (Provider.dry_run_answer)."""
-
-    requests: list[httpx.Request] = field(default_factory=list)
-    provider: Provider | None = None
-
-    async def on_request(self, request: httpx.Request) -> None:
-        self.requests.append(request)
-
-    def answer(self, request: httpx.Request) -> httpx.Response:
-        if self.provider is None:
-            return httpx.Response(200, json={"id": "dry-run"})
-        return self.provider.dry_run_answer(request)
-
-    def client(self, *, send: bool) -> httpx.AsyncClient:
-        transport = None if send else httpx.MockTransport(self.answer)
-        return httpx.AsyncClient(transport=transport, event_hooks={"request": [self.on_request]})
-
-
-def request_json(request: httpx.Request) -> dict[str, Any]:
-    body: Any = None
-    if request.content:
-        try:
-            body = json.loads(request.content)
-        except ValueError:
-            body = request.content.decode("utf-8", "replace")
-    return {
-        "method": request.method,
-        "url": str(request.url),
-        "headers": {
-            name: REDACTED if is_secret_header(name) else value
-            for name, value in request.headers.items()
-        },
-        "json": body,
-    }
+#: the prefix of a trial's delivery ids: dlv_try_<time><random>, unique on every run
+DELIVERY_PREFIX = "dlv_try"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,6 +37,7 @@ class TrialAction:
     provider: str
     action: dict[str, Any] | None
     error: str | None
+    delivery_id: str | None
     requests: list[dict[str, Any]]
     outcome: Outcome | None
 
@@ -92,6 +59,7 @@ class Trial:
                     "action": a.action["action"] if a.action else None,
                     "ticket": a.action,
                     "error": a.error,
+                    "delivery_id": a.delivery_id,
                     "requests": a.requests,
                     **(
                         {"outcome": {"kind": a.outcome.kind.value, "message": a.outcome.message}}
@@ -137,28 +105,31 @@ async def run_trial(
     for event in map(as_stored, intake.events):
         result = dispatch(service, event, now=now, full_trace=True)
         actions = []
-        for index, rendered in enumerate(result.rendered, 1):
+        for rendered in result.rendered:
             requests: list[dict[str, Any]] = []
             outcome = None
+            delivery_id = None
             if rendered.action is not None:
-                first = len(recorder.requests)
+                delivery_id = new_id(DELIVERY_PREFIX, now=now)
                 job = Job(
-                    delivery_id=f"dlv_try{index}",
+                    delivery_id=delivery_id,
                     attempt=1,
                     action=rendered.action,
                     ticket_ref=None,
                     ticket_open=None,
                     context=rule_context(result.context, rendered.rule),
                 )
-                recorder.provider = service.providers[rendered.provider]
-                outcome = await recorder.provider.deliver(job)
-                requests = [request_json(r) for r in recorder.requests[first:]]
+                provider = service.providers[rendered.provider]
+                recorder.begin(provider)
+                outcome = await provider.deliver(job)
+                requests = recorder.delivery(failure=outcome.message or None)
             actions.append(
                 TrialAction(
                     rule=rendered.rule,
                     provider=rendered.provider,
                     action=rendered.action.to_json() if rendered.action else None,
                     error=str(rendered.error) if rendered.error else None,
+                    delivery_id=delivery_id,
                     requests=requests,
                     outcome=outcome,
                 )

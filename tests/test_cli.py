@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ from bridge.service import load_service
 from bridge.store import open_store
 from bridge.store.base import HoldState, ProviderHold
 from bridge.worker import Worker
+from tests.fakes.provider import FakeProvider
 from tests.helpers import shop_event, write_tree
 from tests.mistakes import MISTAKES, write_config
 
@@ -165,6 +167,75 @@ def test_try_shows_the_exact_request_with_secrets_masked_and_sends_nothing(tree,
     assert request["headers"]["idempotency-key"] == "[redacted]"
     assert request["json"]["subject"] == "Big order B2"
     assert request["json"]["message"]["text"] == "Order B2 for 500"
+    # the answer it got is shown, and said to be the stub's
+    assert request["answer"] == {"status": 200, "json": {"id": "dry-run"}, "stubbed": True}
+    assert re.fullmatch(r"dlv_try_[0-9a-z]{26}", action["delivery_id"])
+
+
+TWO_REQUESTS = {
+    "rules/main.yaml": """
+        providers:
+          desk:
+            type: http
+            url: "${DESK_URL:-http://127.0.0.1:9}/tickets"
+            headers: {Authorization: "Bearer ${DESK_TOKEN}"}
+        sources:
+          shop: {verify: {type: none}}
+        rules:
+          - {name: first, source: shop, action: create_ticket, provider: desk,
+             ticket: {subject: "A {{ body.id }}"}, continue: true}
+          - {name: second, source: shop, action: create_ticket, provider: desk,
+             ticket: {subject: "B {{ body.id }}"}}
+    """,
+    "templates/.keep": "",
+}
+
+
+def test_try_text_says_once_that_the_answers_are_stubbed_and_shows_each(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.delenv("DESK_URL", raising=False)
+    monkeypatch.setenv("DESK_TOKEN", "desk-token-very-secret")
+    tree = write_tree(tmp_path, TWO_REQUESTS)
+    payload = tmp_path / "order.json"
+    payload.write_text(json.dumps({"id": "D4"}))
+    assert main(["try", "shop", str(payload), *args_for(tree)]) == 0
+    out = capsys.readouterr().out
+    note = "no network: each answer below is stubbed"
+    assert out.count(note) == 1
+    assert out.index(note) < out.index("request: POST")
+    assert out.count("request: POST http://127.0.0.1:9/tickets") == 2
+    assert out.count("answer (stubbed): 200") == 2
+    assert "desk-token-very-secret" not in out
+
+
+def test_two_try_sends_carry_two_different_idempotency_keys(tmp_path, capsys, monkeypatch):
+    tree = write_tree(tmp_path, GOOD)
+    monkeypatch.setenv("DESK_TOKEN", "desk-token-very-secret")
+    payload = tmp_path / "order.json"
+    payload.write_text(json.dumps({"kind": "order", "id": "E5", "total": 500}))
+    with FakeProvider(idempotent=True).running() as desk:
+        rules = tree / "rules/main.yaml"
+        rules.write_text(rules.read_text().replace("http://127.0.0.1:9", desk.url))
+        shown = []
+        for _ in range(2):
+            assert main(["try", "shop", str(payload), "--send", "--json", *args_for(tree)]) == 0
+            shown.append(json.loads(capsys.readouterr().out)["actions"][0])
+        assert main(["try", "shop", str(payload), "--send", *args_for(tree)]) == 0
+        text = capsys.readouterr().out
+    keys = [r.headers["idempotency-key"] for r in desk.requests]
+    assert len(set(keys)) == 3  # every run is a new delivery ...
+    assert desk.repeats == [] and len(desk.tickets) == 3  # ... which the helpdesk takes as new
+    assert [a["delivery_id"] for a in shown] == keys[:2]  # the key is the delivery id shown
+    answers = [a["requests"][0]["answer"] for a in shown]
+    assert answers == [
+        {"status": 201, "json": {"id": "T-1"}, "stubbed": False},
+        {"status": 201, "json": {"id": "T-2"}, "stubbed": False},
+    ]
+    # the text of a send shows the real answer, and no stub note
+    assert "    answer: 201" in text and '"id": "T-3"' in text
+    assert "stubbed" not in text
+    assert "desk-token-very-secret" not in text
 
 
 def test_try_send_reports_a_failed_send_with_exit_1(tree, tmp_path, capsys):

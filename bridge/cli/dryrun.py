@@ -8,12 +8,14 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from bridge.cli.common import Failed, _load
 from bridge.exceptions import RejectedRequest
 from bridge.logs import mask
+from bridge.recorder import Recorder
 from bridge.sources.request import RawRequest
-from bridge.trial import Recorder, Trial, run_trial
+from bridge.trial import Trial, run_trial
 from bridge.views import dumps, trace_lines
 
 
@@ -36,7 +38,7 @@ def _trial_request(body: bytes, headers: dict[str, str]) -> RawRequest:
 
 def cmd_check(args: argparse.Namespace) -> int:
     recorder = Recorder()
-    service = _load(args, recorder.client(send=False))
+    service = _load(args, recorder.client())
     config = service.config
     samples_dir = Path(args.rules) / "samples"
     problems: list[str] = []
@@ -86,8 +88,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_try(args: argparse.Namespace) -> int:
     body = sys.stdin.buffer.read() if args.payload == "-" else _read(args.payload)
-    recorder = Recorder()
-    client = recorder.client(send=args.send)
+    recorder = Recorder(send=args.send)
+    client = recorder.client()
     service = _load(args, client)
     if args.source not in service.sources:
         raise Failed(
@@ -111,8 +113,10 @@ def cmd_try(args: argparse.Namespace) -> int:
         print(dumps(out[0] if len(out) == 1 else out, secrets))
     else:
         print("note: signature verification is skipped by `try`", file=sys.stderr)
+        noted = args.send  # the stub note is said once, above the first request
         for trial in trials:
-            print(mask(_trial_text(trial, sent=args.send), secrets))
+            text, noted = _trial_text(trial, sent=args.send, noted=noted)
+            print(mask(text, secrets))
     failed = any(
         a.error or (a.outcome and a.outcome.kind.value not in ("success", "skipped"))
         for t in trials
@@ -128,7 +132,36 @@ def _read(path: str) -> bytes:
         raise Failed(f"cannot read {path}: {exc.strerror}") from None
 
 
-def _trial_text(trial: Trial, *, sent: bool) -> str:
+STUB_NOTE = (
+    "requests (no network: each answer below is stubbed, as a helpdesk that has never seen "
+    "this customer would answer; --send sends them for real)"
+)
+
+
+def _json_lines(value: object, indent: str) -> list[str]:
+    text = json.dumps(value, indent=2, ensure_ascii=False)
+    return [indent + line for line in text.splitlines()]
+
+
+def _request_lines(request: dict[str, Any]) -> list[str]:
+    lines = [f"  request: {request['method']} {request['url']}"]
+    lines.extend(f"    {name}: {value}" for name, value in request["headers"].items())
+    if request["json"] is not None:
+        lines.extend(_json_lines(request["json"], "    "))
+    answer = request["answer"]
+    label = "answer (stubbed)" if answer["stubbed"] else "answer"
+    if "error" in answer:
+        return lines + [f"    {label}: none ({answer['error']})"]
+    lines.append(f"    {label}: {answer['status']}")
+    if answer.get("json") is not None:
+        lines.extend(_json_lines(answer["json"], "      "))
+    elif answer.get("text"):
+        lines.extend("      " + line for line in answer["text"].splitlines())
+    return lines
+
+
+def _trial_text(trial: Trial, *, sent: bool, noted: bool) -> tuple[str, bool]:
+    """The text of one trial, and whether the stub note has been said (it is said once)."""
     data = trial.to_json()
     lines = ["rules"] + trace_lines(data["trace"])
     if trial.dispatch.match.default_used:
@@ -142,23 +175,17 @@ def _trial_text(trial: Trial, *, sent: bool) -> str:
         )
         if action["error"]:
             lines.append(f"  error: {action['error']}")
+        if action["delivery_id"]:
+            lines.append(f"  delivery id: {action['delivery_id']}")
         if action["ticket"]:
-            lines.extend(
-                "  " + line
-                for line in json.dumps(action["ticket"], indent=2, ensure_ascii=False).splitlines()
-            )
+            lines.extend(_json_lines(action["ticket"], "  "))
         for request in action["requests"]:
-            lines.append(f"  request: {request['method']} {request['url']}")
-            lines.extend(f"    {name}: {value}" for name, value in request["headers"].items())
-            if request["json"] is not None:
-                lines.extend(
-                    "    " + line
-                    for line in json.dumps(
-                        request["json"], indent=2, ensure_ascii=False
-                    ).splitlines()
-                )
-        if sent and "outcome" in action:
-            lines.append(
-                f"  sent: {action['outcome']['kind']} {action['outcome']['message']}".rstrip()
-            )
-    return "\n".join(lines)
+            if not noted:
+                lines.append(f"  {STUB_NOTE}")
+                noted = True
+            lines.extend(_request_lines(request))
+        if "outcome" in action:
+            verb = "sent" if sent else "outcome"
+            outcome = f"  {verb}: {action['outcome']['kind']} {action['outcome']['message']}"
+            lines.append(outcome.rstrip())
+    return "\n".join(lines), noted

@@ -20,7 +20,7 @@ openTicket returned. Calls are in awalchat_api, request signing in awalchat_sign
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -83,8 +83,10 @@ class AwalChatProvider(Provider):
             else None,
         )
 
-    def dry_run_answer(self, request: httpx.Request) -> httpx.Response:
-        return dry_run_answer(request)
+    def dry_run_answer(
+        self, request: httpx.Request, *, earlier: Sequence[httpx.Request] = ()
+    ) -> httpx.Response:
+        return dry_run_answer(request, earlier=earlier)
 
     async def _deliver(self, job: Job) -> Outcome:
         kind = job.action.action

@@ -11,7 +11,7 @@ import abc
 import email.utils
 import enum
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,10 +81,17 @@ class Provider(abc.ABC):
     async def deliver(self, job: Job) -> Outcome:
         """Make one attempt; never raise for anything the provider or network did."""
 
-    def dry_run_answer(self, request: httpx.Request) -> httpx.Response:
-        """What `ticketbridge try` pretends the API answered to `request` (no network):
-        adapters that chain calls (a token, a lookup, then the action) answer plausibly, so
-        the dry run shows every request a delivery would send."""
+    def dry_run_answer(
+        self, request: httpx.Request, *, earlier: Sequence[httpx.Request] = ()
+    ) -> httpx.Response:
+        """The stubbed answer `ticketbridge try` gives `request` instead of the network.
+
+        A stub answers as the helpdesk would on a first delivery for a customer it has never
+        seen: searches and lookups find nothing but what `earlier` (the requests this delivery
+        sent before, in order) created, and a create answers the created record with its ids,
+        so the dry run takes the delivery's real path and shows the requests it really sends.
+        Each adapter's stub lives beside it (`<provider>_dryrun.py`); this default suits an
+        API that is called once and answers with what it made."""
         return httpx.Response(200, json={"id": "dry-run"})
 
 

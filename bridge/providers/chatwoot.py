@@ -21,6 +21,7 @@ correlate key and the delivery id in `additional_attributes`, so a create that i
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -43,8 +44,8 @@ from bridge.providers.chatwoot_api import (
     ContactRecord,
     Conversation,
     contact_keys,
-    dry_run_answer,
 )
+from bridge.providers.chatwoot_dryrun import dry_run_answer
 from bridge.providers.chatwoot_settings import ChatwootSettings, Flavour, read_settings
 from bridge.providers.chatwoot_writes import (
     OPEN_STATUSES,
@@ -72,8 +73,10 @@ class ChatwootProvider(Provider):
             # Cloud Chat's create takes no contact attributes (DESIGN §2.6)
             self.capabilities = Capabilities(fields=TICKET_FIELDS - {"contact_metadata"})
 
-    def dry_run_answer(self, request: httpx.Request) -> httpx.Response:
-        return dry_run_answer(request, inbox_id=self.settings.inbox_id)
+    def dry_run_answer(
+        self, request: httpx.Request, *, earlier: Sequence[httpx.Request] = ()
+    ) -> httpx.Response:
+        return dry_run_answer(request, earlier=earlier, inbox_id=self.settings.inbox_id)
 
     async def deliver(self, job: Job) -> Outcome:
         if job.action.action is ActionKind.ADD_NOTE and job.action.message is None:

@@ -3,13 +3,12 @@
 One method per documented call (paths under `{base_url}/api/v1/accounts/{account_id}`), each
 one request through `exchange`: it answers the parsed record, or the classified Outcome of a
 failed call, which the adapter returns as it is. Answers are parsed into small frozen records
-here, so the adapter never digs through JSON. `dry_run_answer` is what `ticketbridge try`
-pretends the API said to each of these calls.
+here, so the adapter never digs through JSON. What `ticketbridge try` has these calls answer
+is in chatwoot_dryrun.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -266,39 +265,3 @@ class ChatwootApi:
         path = f"/conversations/{conversation_id}/assignments"
         data = await self.send("POST", path, body=body)
         return data if isinstance(data, Outcome) else None
-
-
-def dry_run_answer(request: httpx.Request, *, inbox_id: int) -> httpx.Response:
-    """Plausible answers for `ticketbridge try`: the contact searched for exists (with no
-    contact-inbox, so the dry run shows that call too) and has one open conversation in the
-    inbox that no correlate key claims, so every request of a real delivery is shown."""
-    path = request.url.path.split("/api/v1/accounts/", 1)[-1].partition("/")[2]
-    try:
-        sent = json.loads(request.content) if request.content else {}
-    except ValueError:
-        sent = {}
-    conversation = {
-        "id": 1,
-        "inbox_id": inbox_id,
-        "status": "open",
-        "custom_attributes": {},
-        "additional_attributes": {},
-        "labels": [],
-        "meta": {"sender": {"id": 1, "name": "dry run"}},
-    }
-    if path == "contacts/search":
-        q = request.url.params.get("q", "")
-        contact = {"id": 1, "name": "dry run", "identifier": q, "email": q, "phone_number": q}
-        return httpx.Response(200, json={"meta": {"count": 1}, "payload": [contact]})
-    if path == "contacts":
-        contact_inbox = {"source_id": "dry-run-source", "inbox": {"id": inbox_id}}
-        return httpx.Response(
-            200, json={"payload": {"contact": {"id": 1}, "contact_inbox": contact_inbox}}
-        )
-    if path.endswith("/contact_inboxes"):
-        return httpx.Response(200, json={"source_id": "dry-run-source", "inbox": {"id": inbox_id}})
-    if path.endswith("/conversations") and path.startswith("contacts/"):
-        return httpx.Response(200, json={"payload": [conversation]})
-    if path == "conversations" and isinstance(sent, dict):
-        conversation["status"] = sent.get("status", "open")
-    return httpx.Response(200, json=conversation)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -43,6 +43,7 @@ from bridge.providers.base import (
 )
 from bridge.providers.glassix_body import BodyError, GlassixSettings, create_body
 from bridge.providers.glassix_config import read_settings, rule_problems
+from bridge.providers.glassix_dryrun import dry_run_answer
 from bridge.providers.glassix_plan import Call, calls_after, in_transactions, open_after
 from bridge.providers.glassix_token import DEFAULT_LIFETIME, Granted, TokenCache, TokenKey
 from bridge.templates import Templates
@@ -246,19 +247,10 @@ class GlassixProvider(Provider):
 
     # -- `ticketbridge try` --------------------------------------------------------------------
 
-    def dry_run_answer(self, request: httpx.Request) -> httpx.Response:
-        path = request.url.path
-        if path.endswith("/token/get"):
-            return httpx.Response(
-                200,
-                json={"access_token": "dry-run-token", "token_type": "bearer", "expires_in": 10800},
-            )
-        if path.endswith("/tickets/create"):
-            sent = json.loads(request.content) if request.content else {}
-            return httpx.Response(200, json={"id": 1, "state": "Open", **sent})
-        if "/tickets/addtags/" in path:
-            return httpx.Response(200, content=request.content)
-        return httpx.Response(200, json={})
+    def dry_run_answer(
+        self, request: httpx.Request, *, earlier: Sequence[httpx.Request] = ()
+    ) -> httpx.Response:
+        return dry_run_answer(request, earlier=earlier)
 
 
 def _known(job: Job) -> str | None:

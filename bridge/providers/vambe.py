@@ -14,7 +14,7 @@ Vambe has no notes and no tags; `check` refuses rules asking for them. Auth: `x-
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
@@ -43,11 +43,10 @@ from bridge.providers.vambe_body import (
     ticket_metadata,
 )
 from bridge.providers.vambe_config import VambeSettings, check_rules, parse_settings
+from bridge.providers.vambe_dryrun import dry_run_answer
 from bridge.providers.vambe_pipelines import Pipeline, parse_pipelines
 from bridge.templates import Templates
 from bridge.tickets import ActionKind, Direction, TicketRef
-
-DRY_RUN_CONTACT = "00000000-0000-4000-8000-00000000d7e1"
 
 
 class VambeProvider(Provider):
@@ -242,15 +241,10 @@ class VambeProvider(Provider):
             )
         return pipelines
 
-    def dry_run_answer(self, request: httpx.Request) -> httpx.Response:
-        path = request.url.path
-        if "/ticket/open/" in path:
-            return httpx.Response(200, json={"aiContactId": DRY_RUN_CONTACT, "status": "ok"})
-        if path.endswith("/info"):
-            return httpx.Response(200, json={"id": DRY_RUN_CONTACT, "phone": "+56900000000"})
-        if path.endswith("/pipeline"):
-            return httpx.Response(200, json=[])
-        return httpx.Response(200, json={"status": "ok"})
+    def dry_run_answer(
+        self, request: httpx.Request, *, earlier: Sequence[httpx.Request] = ()
+    ) -> httpx.Response:
+        return dry_run_answer(request, earlier=earlier)
 
 
 def _seg(value: str) -> str:

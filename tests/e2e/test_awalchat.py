@@ -299,17 +299,14 @@ def test_try_shows_the_exact_signed_requests_with_secrets_masked(
     assert base is not None
     root_url = base.group(1)
     requests = action["requests"]
+    search = (
+        "GET",
+        f"{root_url}/conversations?phone_number_id=123456789012345&searchTerm=966501234567",
+        None,
+    )
+    # a number Awal Chat has never seen: the first message starts its conversation
     assert [(r["method"], r["url"], r["json"]) for r in requests] == [
-        (
-            "GET",
-            f"{root_url}/conversations?phone_number_id=123456789012345&searchTerm=966501234567",
-            None,
-        ),
-        (
-            "POST",
-            f"{root_url}/wechat/chat/events/1?phone_number_id=123456789012345",
-            {"route": "openTicket"},
-        ),
+        search,
         (
             "POST",
             f"{root_url}/w/message/text?phone_number_id=123456789012345",
@@ -319,6 +316,17 @@ def test_try_shows_the_exact_signed_requests_with_secrets_masked(
                 "name": "Ahmed",
             },
         ),
+        search,
+        (
+            "POST",
+            f"{root_url}/wechat/chat/events/1?phone_number_id=123456789012345",
+            {"route": "openTicket"},
+        ),
+    ]
+    assert all(r["answer"]["stubbed"] for r in requests)
+    assert [r["answer"]["json"]["data"] for r in (requests[0], requests[2])] == [
+        [],
+        [{"id": 1, "phone": "966501234567", "name": "Ahmed", "status": "opened"}],
     ]
     for request in requests:
         headers = request["headers"]

@@ -300,13 +300,18 @@ def test_try_on_the_example_shows_the_requests_with_the_token_masked(tmp_path, c
     (action,) = json.loads(out)["actions"]
     requests = action["requests"]
     api = "http://127.0.0.1:9/api/v1/accounts/1"
+    # a customer Cloud Chat has never seen: searched by e-mail, then by phone, then created
+    # by the conversation, labelled, and given the name the create could not carry
     assert [(r["method"], r["url"]) for r in requests] == [
         ("GET", f"{api}/contacts/search?q=ana.souza%40example.com"),
-        ("GET", f"{api}/contacts/1/conversations"),
+        ("GET", f"{api}/contacts/search?q=%2B5511912345678"),
         ("POST", f"{api}/conversations"),
         ("POST", f"{api}/conversations/1/labels"),
+        ("PUT", f"{api}/contacts/1"),
     ]
     assert {r["headers"]["api_access_token"] for r in requests} == {"[redacted]"}
+    assert all(r["answer"]["stubbed"] for r in requests)
+    assert [r["answer"]["json"]["payload"] for r in requests[:2]] == [[], []]
     create = requests[2]["json"]
     assert create["inbox_id"] == 7
     assert create["contact_email"] == "ana.souza@example.com"
@@ -317,4 +322,7 @@ def test_try_on_the_example_shows_the_requests_with_the_token_masked(tmp_path, c
         "source": "website-form",
         "subject": "Pedido 1001 não chegou",
     }
+    assert create["additional_attributes"]["ticketbridge_delivery"] == action["delivery_id"]
+    assert requests[2]["answer"]["json"]["meta"]["sender"]["name"] == ""
     assert requests[3]["json"] == {"labels": ["website-form"]}
+    assert requests[4]["json"] == {"name": "Ana Souza"}

@@ -7,6 +7,9 @@ import asyncio
 import hashlib
 import hmac
 import json
+import re
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -31,6 +34,8 @@ from bridge.tickets import (
     TicketAction,
     TicketRef,
 )
+from tests.dryrun import dry_run
+from tests.fakes.awalchat import FakeAwalChat
 from tests.helpers import write_tree
 
 NOW = 1_704_124_800.0  # the docs' example X-Timestamp
@@ -53,7 +58,13 @@ def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
-def build(tmp_path: Path, client: httpx.AsyncClient, **settings: Any) -> Provider:
+def build(
+    tmp_path: Path,
+    client: httpx.AsyncClient,
+    *,
+    clock: Callable[[], float] = lambda: NOW,
+    **settings: Any,
+) -> Provider:
     base_url = settings.pop("base_url", BASE)
     merged = {**SETTINGS, **settings}
     p = ProviderConfig(
@@ -74,7 +85,7 @@ def build(tmp_path: Path, client: httpx.AsyncClient, **settings: Any) -> Provide
         locations={},
     )
     problems: list[Problem] = []
-    built = awalchat.build(p, config, Templates(tmp_path), client, problems, clock=lambda: NOW)
+    built = awalchat.build(p, config, Templates(tmp_path), client, problems, clock=clock)
     assert problems == []
     return built
 
@@ -662,26 +673,50 @@ def test_a_transport_error_does_not_carry_the_secret(tmp_path):
 # --- dry run ---------------------------------------------------------------------------------
 
 
-def test_dry_run_answers_let_a_create_show_every_request(tmp_path):
-    seen: list[httpx.Request] = []
+def _shape(method: str, url: httpx.URL | str, body: Any) -> tuple[Any, ...]:
+    """A request as both runs compare it: the path below the API root with ids blanked."""
+    url = httpx.URL(str(url))
+    path = re.sub(r"/\d+$", "/<id>", url.path.removeprefix("/api/developer"))
+    return method, path, dict(url.params), body
 
-    async def go() -> Outcome:
-        provider: Provider
 
-        def answer(request: httpx.Request) -> httpx.Response:
-            seen.append(request)
-            return provider.dry_run_answer(request)
+@pytest.mark.parametrize(
+    ("text", "expected", "kind"),
+    [
+        (
+            "Hello from the bridge",
+            ["GET /conversations", "POST /w/message/text", "GET /conversations",
+             "POST /wechat/chat/events/<id>"],
+            OutcomeKind.SUCCESS,
+        ),
+        (None, ["GET /conversations"], OutcomeKind.PERMANENT),
+    ],
+)  # fmt: skip
+def test_the_dry_run_for_a_new_number_sends_what_a_first_real_delivery_sends(
+    tmp_path, text, expected, kind
+):
+    the_job = job(text=text)
+    outcome, requests = dry_run(lambda client: build(tmp_path, client), the_job)
+    assert outcome.kind is kind
+    stubbed = [_shape(r["method"], r["url"], r["json"]) for r in requests]
+    assert [f"{method} {path}" for method, path, *_ in stubbed] == expected
+    assert all(r["answer"]["stubbed"] for r in requests)
+    assert requests[0]["answer"]["json"]["data"] == []  # the number is new to the stub too
 
-        async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
-            provider = build(tmp_path, client)
-            return await provider.deliver(job())
+    # the same action, delivered for real to a fake Awal Chat that has never seen the number
+    fake = FakeAwalChat(client_id="client-42", hmac_secret=SECRET, phone_number_id=PNID)
+    with fake.running():
 
-    outcome = run(go())
-    assert outcome.kind is OutcomeKind.SUCCESS
-    assert [(r.method, r.url.path.removeprefix("/api/developer")) for r in seen] == [
-        ("GET", "/conversations"),
-        ("POST", "/wechat/chat/events/1"),
-        ("POST", "/w/message/text"),
+        async def go() -> Outcome:
+            async with httpx.AsyncClient() as client:
+                desk = build(tmp_path, client, base_url=fake.url, clock=time.time)
+                return await desk.deliver(the_job)
+
+        real = run(go())
+    assert real.kind is kind and real.message == outcome.message
+    assert fake.rejected == []
+    assert stubbed == [
+        _shape(r.method, f"{fake.url}{r.path}?{r.query}", r.json) for r in fake.requests
     ]
 
 

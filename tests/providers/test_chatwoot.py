@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,8 @@ from bridge.tickets import (
     TicketAction,
     TicketRef,
 )
+from tests.dryrun import dry_run
+from tests.fakes.chatwoot import FakeChatwoot
 from tests.helpers import write_tree
 
 BASE = "http://127.0.0.1:3999"
@@ -831,28 +834,90 @@ def test_domain_gives_the_base_url(tmp_path):
     assert outcome.ticket_ref.url == "https://cc.example.com/app/accounts/1/conversations/42"
 
 
-def test_the_dry_run_answers_every_call_of_a_chatwoot_create(tmp_path):
-    seen: list[httpx.Request] = []
+def _shape(method: str, path: str, query: dict[str, str], body: Any) -> tuple[Any, ...]:
+    """A request with the ids a helpdesk hands out (contact, source, conversation) blanked,
+    so the stub's made-up ids and the fake's compare equal."""
+    path = re.sub(r"/\d+", "/<id>", path)
+    if isinstance(body, dict):
+        body = {k: "<id>" if k in ("contact_id", "source_id") else v for k, v in body.items()}
+    return method, path, query, body
 
-    async def go() -> Outcome:
-        holder: dict[str, Provider] = {}
 
-        def answer(request: httpx.Request) -> httpx.Response:
-            seen.append(request)
-            return holder["p"].dry_run_answer(request)
+def _stubbed(request: dict[str, Any]) -> tuple[Any, ...]:
+    url = httpx.URL(request["url"])
+    path = url.path.removeprefix("/api/v1/accounts/1/")
+    return _shape(request["method"], path, dict(url.params), request["json"])
 
-        async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
-            holder["p"] = provider(tmp_path, client, "chatwoot")
-            return await holder["p"].deliver(job(tags=("web",)))
 
-    outcome = asyncio.run(go())
+NEW_CUSTOMER = Contact(name="Ana Souza", email="ana@example.com", phone="+56 9 6123 4567")
+
+
+@pytest.mark.parametrize(
+    ("kind", "tags", "expected"),
+    [
+        (
+            "chatwoot",
+            (),
+            [
+                ("GET", "contacts/search", {"q": "ana@example.com"}),
+                ("GET", "contacts/search", {"q": "+56961234567"}),
+                ("POST", "contacts", {}),
+                ("POST", "conversations", {}),
+            ],
+        ),
+        (
+            "cloudchat",
+            ("web",),
+            [
+                ("GET", "contacts/search", {"q": "ana@example.com"}),
+                ("GET", "contacts/search", {"q": "+56961234567"}),
+                ("POST", "conversations", {}),
+                ("POST", "conversations/<id>/labels", {}),
+                ("PUT", "contacts/<id>", {}),  # Cloud Chat's create named the contact nothing
+            ],
+        ),
+    ],
+)
+def test_the_dry_run_of_a_new_contact_sends_what_a_first_real_delivery_sends(
+    tmp_path, kind, tags, expected
+):
+    the_job = job(contact=NEW_CUSTOMER, tags=tags)
+    outcome, requests = dry_run(lambda client: provider(tmp_path, client, kind), the_job)
     assert outcome.kind is OutcomeKind.SUCCESS
-    assert [(r.method, r.url.path.removeprefix("/api/v1/accounts/1")) for r in seen] == [
-        ("GET", "/contacts/search"),
-        ("GET", "/contacts/1/conversations"),
-        ("POST", "/contacts/1/contact_inboxes"),
-        ("POST", "/conversations"),
-        ("POST", "/conversations/1/labels"),
+    assert [r["answer"]["stubbed"] for r in requests] == [True] * len(expected)
+    assert [_stubbed(r)[:3] for r in requests] == expected
+
+    # the same action, delivered for real to the fake helpdesk that has never seen Ana
+    with FakeChatwoot(flavour=kind, token=TOKEN).running() as cw:
+
+        async def go() -> Outcome:
+            async with httpx.AsyncClient() as client:
+                desk = provider(tmp_path, client, kind, base_url=cw.url)
+                return await desk.deliver(the_job)
+
+        assert asyncio.run(go()).kind is OutcomeKind.SUCCESS
+        real = [_shape(r.method, r.path, r.query, r.json) for r in cw.requests]
+    assert [_stubbed(r) for r in requests] == real  # same calls, order, queries and bodies
+
+    # every answer is the stub's, and the ids the create used are the ones it answered
+    searches = [r for r in requests if r["url"].split("?")[0].endswith("/contacts/search")]
+    assert [r["answer"]["json"]["payload"] for r in searches] == [[], []]
+    create = next(r for r in requests if r["url"].endswith("/conversations"))
+    if kind == "chatwoot":
+        made = requests[2]["answer"]["json"]["payload"]
+        assert create["json"]["contact_id"] == made["contact"]["id"]
+        assert create["json"]["source_id"] == made["contact_inbox"]["source_id"]
+    assert outcome.ticket_ref is not None
+    assert outcome.ticket_ref.conversation_id == str(create["answer"]["json"]["id"])
+
+
+def test_the_dry_run_of_an_update_for_a_stranger_finds_nothing_and_skips(tmp_path):
+    the_job = job(ActionKind.UPDATE_TICKET, contact=NEW_CUSTOMER)
+    outcome, requests = dry_run(lambda client: provider(tmp_path, client, "chatwoot"), the_job)
+    assert outcome.kind is OutcomeKind.SKIPPED
+    assert [(r["method"], _stubbed(r)[1]) for r in requests] == [
+        ("GET", "contacts/search"),
+        ("GET", "contacts/search"),
     ]
 
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import ssl
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,8 @@ from bridge.tickets import (
     TicketAction,
     TicketRef,
 )
+from tests.dryrun import dry_run
+from tests.fakes.glassix import FakeGlassix
 from tests.helpers import write_tree
 
 BASE = "http://127.0.0.1:9/api/v1.2"
@@ -678,28 +682,36 @@ def test_no_secret_or_token_ever_shows_in_an_outcome(api):
 # -- `ticketbridge try` ------------------------------------------------------------------------
 
 
-def test_dry_run_answers_let_every_chained_call_show():
-    requests: list[httpx.Request] = []
+def test_the_dry_run_of_a_create_sends_what_a_first_real_delivery_sends():
+    act = action(message=Message(text="hello", direction=Direction.OUTGOING))
 
-    async def go() -> Outcome:
-        glassix: GlassixProvider
+    def build(client: httpx.AsyncClient, base_url: str = BASE) -> GlassixProvider:
+        settings = replace(SETTINGS, base_url=base_url)
+        return GlassixProvider(name="g", client=client, settings=settings, timeout=5)
 
-        def answer(request: httpx.Request) -> httpx.Response:
-            requests.append(request)
-            return glassix.dry_run_answer(request)
-
-        async with httpx.AsyncClient(transport=httpx.MockTransport(answer), verify=TLS) as client:
-            glassix = GlassixProvider(name="g", client=client, settings=SETTINGS, timeout=5)
-            act = action(message=Message(text="hello", direction=Direction.OUTGOING))
-            return await glassix.deliver(job(act))
-
-    outcome = asyncio.run(go())
-    assert [r.url.path.removeprefix("/api/v1.2") for r in requests] == [
-        "/token/get",
-        "/tickets/create",
-        "/tickets/send/1",
-    ]
+    outcome, requests = dry_run(build, job(act))
     assert outcome.kind is OutcomeKind.SUCCESS
+    sent = [
+        (r["method"], httpx.URL(r["url"]).path.removeprefix("/api/v1.2"), r["json"])
+        for r in requests
+    ]
+    assert [path for _, path, _ in sent] == ["/token/get", "/tickets/create", "/tickets/send/1"]
+    assert all(r["answer"]["stubbed"] for r in requests)
+    created = requests[1]["answer"]["json"]
+    assert created["id"] == 1 and created["state"] == "Open"
+    assert requests[0]["answer"]["json"]["access_token"] == "[redacted]"
+    assert outcome.ticket_ref == TicketRef(ticket_id="1")
+
+    fake = FakeGlassix(api_key=KEY, api_secret=SECRET, user_name=USER)
+    with fake.running():
+
+        async def go() -> Outcome:
+            async with httpx.AsyncClient() as client:
+                return await build(client, fake.api).deliver(job(act))
+
+        assert asyncio.run(go()).kind is OutcomeKind.SUCCESS
+    real = [(r.method, re.sub(r"/\d+$", "/1", r.path), r.json) for r in fake.requests]
+    assert sent == real
 
 
 # -- configuration -----------------------------------------------------------------------------

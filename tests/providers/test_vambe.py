@@ -29,6 +29,8 @@ from bridge.tickets import (
     TicketAction,
     TicketRef,
 )
+from tests.dryrun import dry_run
+from tests.fakes.vambe import FakeVambe
 from tests.helpers import write_tree
 
 BASE = "http://127.0.0.1:5980"
@@ -544,6 +546,49 @@ def test_pipelines_are_listed_and_errors_classified(tmp_path):
     route.mock(return_value=httpx.Response(200, json={"pipelines": []}))
     odd = asyncio.run(go())
     assert isinstance(odd, Outcome) and "other than a list" in odd.message
+
+
+# -- `ticketbridge try` ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "on_missing", "expected", "outcome_kind"),
+    [
+        (ActionKind.CREATE_TICKET, OnMissing.SKIP, ["POST ticket/open"], OutcomeKind.SUCCESS),
+        # the stranger has no active ticket: Vambe's 404, then on_missing decides
+        (ActionKind.UPDATE_TICKET, OnMissing.SKIP, ["POST ticket/metadata"], OutcomeKind.SKIPPED),
+        (
+            ActionKind.UPDATE_TICKET,
+            OnMissing.CREATE,
+            ["POST ticket/metadata", "POST ticket/open"],
+            OutcomeKind.SUCCESS,
+        ),
+    ],
+)
+def test_the_dry_run_for_a_new_customer_sends_what_a_first_real_delivery_sends(
+    tmp_path, kind, on_missing, expected, outcome_kind
+):
+    the_job = job(action(kind, on_missing=on_missing))
+    outcome, requests = dry_run(lambda client: provider(tmp_path, client), the_job)
+    assert outcome.kind is outcome_kind
+    sent = [
+        (r["method"], httpx.URL(r["url"]).path.removeprefix("/api/public/"), r["json"])
+        for r in requests
+    ]
+    assert [f"{method} {'/'.join(path.split('/')[:2])}" for method, path, _ in sent] == expected
+    assert all(r["answer"]["stubbed"] for r in requests)
+    if kind is ActionKind.UPDATE_TICKET:
+        assert requests[0]["answer"]["status"] == 404
+
+    with FakeVambe(api_key=KEY).running() as fake:
+
+        async def go() -> Outcome:
+            async with httpx.AsyncClient() as client:
+                return await provider(tmp_path, client, base_url=fake.url).deliver(the_job)
+
+        real = asyncio.run(go())
+    assert real.kind is outcome_kind
+    assert sent == [(r.method, r.path.removeprefix("/api/public/"), r.json) for r in fake.requests]
 
 
 # -- what check refuses ------------------------------------------------------------------------
