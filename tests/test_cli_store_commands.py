@@ -15,6 +15,7 @@ import respx
 
 from bridge.cli import main
 from bridge.config import load_config
+from bridge.exceptions import ConfigError
 from bridge.service import load_service
 from bridge.store import open_store
 from bridge.worker import Worker
@@ -93,7 +94,7 @@ def test_show_prints_the_rendered_ticket_action_of_each_delivery(dead_event, cap
 
 def test_replay_of_stored_actions_and_purge_need_no_provider_secret(dead_event, capsys):
     tree, db, event_id = dead_event
-    with pytest.raises(Exception, match="DESK_TOKEN is not set"):
+    with pytest.raises(ConfigError, match="DESK_TOKEN is not set"):
         load_config(tree / "rules", tree / "templates", os.environ)  # the secret really is unset
 
     assert main(["replay", "--status", "dead", "--db", db, *args_for(tree)]) == 0

@@ -83,13 +83,7 @@ def load_config(rules_dir: Path, templates_dir: Path, environ: Mapping[str, str]
 
 def draft_config(rules_dir: Path, templates_dir: Path, environ: Mapping[str, str]) -> Draft:
     """Every problem of the configuration in `rules_dir`, and what of it could be built."""
-    files, problems = find_rule_files(rules_dir)
-    documents: list[YamlDocument] = []
-    for path in files:
-        document, file_problems = read_yaml(path, file=str(path))
-        problems.extend(file_problems)
-        if document is not None:
-            documents.append(document)
+    documents, problems = read_rule_files(rules_dir)
     if problems:
         return Draft(config=None, problems=tuple(sorted(set(problems))))
 
@@ -97,23 +91,16 @@ def draft_config(rules_dir: Path, templates_dir: Path, environ: Mapping[str, str
     interpolated = interpolate(merged.data, environ)
     data: dict[str, Any] = interpolated.data
     variables, broken = interpolated.variables, interpolated.missing
-    # only the locations are known yet; Config.locate is the one way to look a path up
-    locate = Config(
-        rules_dir=rules_dir,
-        templates_dir=templates_dir,
-        sources={},
-        providers={},
-        rules=(),
-        vars={},
-        defaults=Defaults(),
-        locations=merged.locations,
-    ).locate
+
+    def where(path: DocPath) -> Location:
+        return locate(merged.locations, path, rules_dir=rules_dir)
+
     shapes = schema_findings(data, variables)
-    references, schemas = reference_findings(data, variables, rules_dir=rules_dir, locate=locate)
+    references, schemas = reference_findings(data, variables, rules_dir=rules_dir, locate=where)
     emptied = drop_empty_secrets(data, broken)
     findings = [f for f in shapes + references + emptied if f[0] not in broken]
     findings += interpolated.problems
-    problems = merged.problems + [_problem(locate(path), message) for path, message in findings]
+    problems = merged.problems + [_problem(where(path), message) for path, message in findings]
     # a reference problem leaves every entry buildable; an entry whose own values are not what
     # the schema asks (or what the user meant: a broken ${NAME}, a secret list emptied) is not
     # built, so that nothing is reported twice and nothing is built from a wrong shape
@@ -141,13 +128,7 @@ def _in_entry(path: DocPath) -> bool:
 def load_defaults(rules_dir: Path, environ: Mapping[str, str]) -> Defaults:
     """Only the `defaults` section, for commands that need no providers or sources (`purge`):
     a provider's secret missing from this environment is not their concern."""
-    files, problems = find_rule_files(rules_dir)
-    documents: list[YamlDocument] = []
-    for path in files:
-        document, file_problems = read_yaml(path, file=str(path))
-        problems.extend(file_problems)
-        if document is not None:
-            documents.append(document)
+    documents, problems = read_rule_files(rules_dir)
     merged = _merge(documents)
     interpolated = interpolate({"defaults": merged.data["defaults"]}, environ)
     findings = [f for f in schema_findings(interpolated.data, {}) if f[0][:1] == ("defaults",)]
@@ -159,6 +140,18 @@ def load_defaults(rules_dir: Path, environ: Mapping[str, str]) -> Defaults:
     if problems:
         raise ConfigError(sorted(set(problems)))
     return _defaults(interpolated.data["defaults"])
+
+
+def read_rule_files(rules_dir: Path) -> tuple[list[YamlDocument], list[Problem]]:
+    """Every rules file below `rules_dir` read as YAML with lines, and the problems of all."""
+    files, problems = find_rule_files(rules_dir)
+    documents: list[YamlDocument] = []
+    for path in files:
+        document, file_problems = read_yaml(path, file=str(path))
+        problems.extend(file_problems)
+        if document is not None:
+            documents.append(document)
+    return documents, problems
 
 
 def find_rule_files(rules_dir: Path) -> tuple[list[Path], list[Problem]]:
