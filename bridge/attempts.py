@@ -15,16 +15,9 @@ from datetime import UTC, datetime
 from bridge.config import Config, RetryPolicy
 from bridge.logs import mask
 from bridge.providers.base import Job, Outcome, OutcomeKind
+from bridge.records import Attempt, AttemptResult, Claim, DeliveryStatus, HoldState, ProviderHold
 from bridge.rendering import event_context, rule_context
 from bridge.retry import next_attempt_at
-from bridge.store.base import (
-    Attempt,
-    AttemptResult,
-    Claim,
-    DeliveryStatus,
-    HoldState,
-    ProviderHold,
-)
 from bridge.tickets import ActionKind, OnExisting, OnMissing, TicketAction, TicketRef
 
 INTERRUPTED = "interrupted"  # the outcome logged for an attempt cut short by a shutdown

@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bridge.exceptions import RenderError
+from bridge.records import DeliveryStatus, NewDelivery, Routing, StoredEvent
 from bridge.rendering import event_context, rule_context
 from bridge.routing.matcher import MatchResult
 from bridge.service import Service
-from bridge.store.base import DeliveryStatus, NewDelivery, Routing, StoredEvent
 from bridge.tickets import TicketAction
 
 

@@ -24,7 +24,8 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from bridge.exceptions import StoreError
-from bridge.store.base import DeliveryStatus, HoldState, ProviderHold, QueueStats, Store
+from bridge.records import DeliveryStatus, HoldState, ProviderHold, QueueStats
+from bridge.store.base import Store
 
 UNKNOWN_SOURCE = ""  # the source label of a request to a path no source is configured for
 

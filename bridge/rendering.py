@@ -17,7 +17,7 @@ from typing import Any
 
 from bridge.config.model import Config, DocPath, Location, RuleConfig
 from bridge.exceptions import Problem
-from bridge.store.base import StoredEvent
+from bridge.records import StoredEvent
 from bridge.templates import CompiledTemplate, TemplateProblem, Templates
 from bridge.tickets import Contact, Direction, Message, TicketAction
 

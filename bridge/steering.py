@@ -8,15 +8,9 @@ from functools import partial
 
 from bridge.dispatch import route_event
 from bridge.ids import new_id
+from bridge.records import UNTIL_RESUMED, DeliveryStatus, HoldState, ProviderHold, Routing
 from bridge.service import Service
-from bridge.store.base import (
-    UNTIL_RESUMED,
-    DeliveryStatus,
-    HoldState,
-    ProviderHold,
-    Routing,
-    Store,
-)
+from bridge.store.base import Store
 
 
 async def replay_event(

@@ -22,10 +22,10 @@ from bridge.dispatch import Dispatch, dispatch
 from bridge.ids import new_id
 from bridge.providers.base import Job, Outcome
 from bridge.recorder import Recorder
+from bridge.records import EventStatus, NewEvent, StoredEvent
 from bridge.rendering import rule_context
 from bridge.service import Service
 from bridge.sources.request import RawRequest
-from bridge.store.base import EventStatus, NewEvent, StoredEvent
 
 #: the prefix of a trial's delivery ids: dlv_try_<time><random>, unique on every run
 DELIVERY_PREFIX = "dlv_try"

@@ -12,8 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bridge.logs import mask
-from bridge.sources.intake import REDACTED, is_secret_header
-from bridge.store.base import (
+from bridge.records import (
     Attempt,
     Delivery,
     DeliveryStatus,
@@ -22,6 +21,7 @@ from bridge.store.base import (
     ProviderHold,
     StoredEvent,
 )
+from bridge.sources.intake import REDACTED, is_secret_header
 
 
 def iso(ts: float | None) -> str | None:

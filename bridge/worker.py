@@ -32,8 +32,9 @@ from bridge.ids import new_id
 from bridge.limits import Pace
 from bridge.metrics import Metrics
 from bridge.providers.base import Outcome, OutcomeKind
+from bridge.records import AttemptResult, Claim, DeliveryStatus, HoldState, ProviderHold
 from bridge.service import Service
-from bridge.store.base import AttemptResult, Claim, DeliveryStatus, HoldState, ProviderHold, Store
+from bridge.store.base import Store
 from bridge.views import hold_until
 
 log = logging.getLogger("bridge.worker")

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import httpx
 import uvicorn
 
-from bridge.store.base import NewEvent
+from bridge.records import NewEvent
 
 T = TypeVar("T")
 

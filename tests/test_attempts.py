@@ -11,7 +11,7 @@ import pytest
 from bridge.attempts import decide, interrupted, prepare
 from bridge.config import load_config
 from bridge.providers.base import Job, Outcome, OutcomeKind
-from bridge.store.base import Claim, Delivery, DeliveryStatus, EventStatus, HoldState, StoredEvent
+from bridge.records import Claim, Delivery, DeliveryStatus, EventStatus, HoldState, StoredEvent
 from bridge.tickets import ActionKind, OnMissing, TicketRef
 from tests.helpers import write_tree
 

@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bridge.exceptions import StoreError
 from bridge.metrics import Metrics, Received
-from bridge.store.base import DeliveryStatus, HoldState, ProviderHold, QueueStats
+from bridge.records import DeliveryStatus, HoldState, ProviderHold, QueueStats
 from tests.fakes.provider import FakeProvider
 from tests.helpers import poll, running_server, write_tree
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.store.base import Delivery, DeliveryStatus, HoldState, ProviderHold
+from bridge.records import Delivery, DeliveryStatus, HoldState, ProviderHold
 from bridge.views import why
 
 NOW = 1_700_000_000.0

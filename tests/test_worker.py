@@ -11,9 +11,9 @@ from dataclasses import replace
 import httpx
 import respx
 
+from bridge.records import DeliveryStatus, EventStatus, HoldState
 from bridge.service import load_service
 from bridge.store import open_store
-from bridge.store.base import DeliveryStatus, EventStatus, HoldState
 from bridge.worker import Worker
 from tests.helpers import shop_event, write_tree
 

@@ -13,8 +13,9 @@ from starlette.responses import Response
 
 from bridge.admin.auth import AdminAuth
 from bridge.logs import mask
+from bridge.records import EventStatus
 from bridge.service import Service
-from bridge.store.base import EventStatus, Store
+from bridge.store.base import Store
 from bridge.views import hold_json
 
 

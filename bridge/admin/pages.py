@@ -29,7 +29,7 @@ from bridge.admin.pages_actions import action_routes
 from bridge.admin.pages_chart import activity_chart
 from bridge.admin.pages_frame import PageFrame, form_text, safe_back, see_other
 from bridge.admin.pages_render import ADMIN
-from bridge.store.base import DeliveryStatus, EventStatus
+from bridge.records import DeliveryStatus, EventStatus
 from bridge.views import delivery_json, describe_failure, event_detail_json, event_summary_json
 
 CHART_SPAN = 3 * 3600.0

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bridge.store.base import Activity
+from bridge.records import Activity
 from bridge.views import iso
 
 

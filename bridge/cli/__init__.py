@@ -40,7 +40,7 @@ from bridge.cli.send import cmd_send
 from bridge.cli.vambe import add_parser as add_vambe_parser
 from bridge.cli.vambe import cmd_vambe_stages
 from bridge.exceptions import BridgeError, ConfigError
-from bridge.store.base import EventStatus
+from bridge.records import EventStatus
 
 __all__ = [
     "COMMANDS",

@@ -15,13 +15,13 @@ import jsonschema
 
 from bridge.config import Config, SourceConfig
 from bridge.exceptions import Problem, RejectedRequest, RenderError
+from bridge.records import NewEvent
 from bridge.routing.paths import ABSENT, lookup, parse_path
 from bridge.sources.bodies import body_mode, parse_body
 from bridge.sources.presets import default_dedupe_key
 from bridge.sources.registry import build_verifier
 from bridge.sources.request import RawRequest
 from bridge.sources.verifiers import Verifier
-from bridge.store.base import NewEvent
 from bridge.templates import CompiledTemplate, TemplateProblem, Templates
 
 REDACTED = "[redacted]"

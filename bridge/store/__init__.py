@@ -2,7 +2,8 @@
 
 Every operation is written once; the drivers only run it:
 
-    base.py         the Store interface and its records (what the rest of bridge calls)
+    base.py         the Store interface (what the rest of bridge calls; the records it keeps
+                    are bridge.records)
     store.py        SQLStore: the Store over steps, for both databases
       intake.py       ingest, claim_unrouted, save_routing
       claims.py       claim_due (budget per provider, token buckets), leases, next_wakeup
@@ -12,7 +13,7 @@ Every operation is written once; the drivers only run it:
     steps.py        a step: a generator that yields Query/Script and is sent back Result
     queries.sql     every statement, by name, with :named parameters
     statements.py   queries.sql rendered per dialect; the table of what differs
-    records.py      records <-> rows and parameters
+    rows.py         records <-> rows and parameters
     schema.py       the migration runner (a step); migrations/<dialect>/NNNN_name.sql
     writer.py       group commit: concurrent writes share one transaction
     sqlite.py       driver: steps on one writer thread (savepoint each), reads on another

@@ -21,9 +21,9 @@ from typing import Any
 
 from bridge.config import RateLimit
 from bridge.limits import refill, whole
-from bridge.store.base import Claim, DeliveryStatus
+from bridge.records import Claim, DeliveryStatus
 from bridge.store.pacing import locked_bucket, save_bucket
-from bridge.store.records import ReadRow, delivery_from_row, event_from_row, loads_optional
+from bridge.store.rows import ReadRow, delivery_from_row, event_from_row, loads_optional
 from bridge.store.steps import Query, Step, rows
 
 

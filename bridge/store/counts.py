@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from bridge.exceptions import StoreError
-from bridge.store.base import Activity, DeliveryStatus, QueueStats
+from bridge.records import Activity, DeliveryStatus, QueueStats
 
 MAX_BUCKETS = 100_000  # an activity query longer than this is a mistake, not a chart
 RECEIVED = "received"  # the kinds of activity rows (queries.sql)

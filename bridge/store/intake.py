@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from bridge.exceptions import StoreError
-from bridge.store.base import IngestResult, Routing, StoredEvent
+from bridge.records import IngestResult, Routing, StoredEvent
 from bridge.store.queues import lock_keys, recompute_event_statuses, settle_queued
-from bridge.store.records import delivery_params, dumps, event_from_row
+from bridge.store.rows import delivery_params, dumps, event_from_row
 from bridge.store.steps import Step, execute, first, many, rows
 
 

@@ -11,8 +11,8 @@ import dataclasses
 from bridge.config import RateLimit
 from bridge.exceptions import StoreError
 from bridge.limits import Bucket, next_token_at, refill
-from bridge.store.base import ProviderHold
-from bridge.store.records import hold_from_row
+from bridge.records import ProviderHold
+from bridge.store.rows import hold_from_row
 from bridge.store.steps import Step, execute, first, rows
 
 

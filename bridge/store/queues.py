@@ -24,9 +24,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from bridge.store.base import AttemptResult, Claim, DeliveryStatus
+from bridge.records import AttemptResult, Claim, DeliveryStatus
 from bridge.store.pacing import hold_provider
-from bridge.store.records import attempt_params, dumps_optional
+from bridge.store.rows import attempt_params, dumps_optional
 from bridge.store.steps import Step, execute, first, rows
 
 

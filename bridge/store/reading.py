@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from bridge.store.base import (
+from bridge.records import (
     Activity,
     Attempt,
     Delivery,
@@ -19,7 +19,7 @@ from bridge.store.base import (
 )
 from bridge.store.counts import activity_from_rows, bucket_starts, stats_from_rows
 from bridge.store.pacing import provider_holds
-from bridge.store.records import attempt_from_row, delivery_from_row, event_from_row
+from bridge.store.rows import attempt_from_row, delivery_from_row, event_from_row
 from bridge.store.steps import Step, execute, first, rows
 
 

@@ -21,7 +21,7 @@ from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias, TypeVar
 
-from bridge.store.records import ReadRow
+from bridge.store.rows import ReadRow
 
 T = TypeVar("T")
 

@@ -13,8 +13,7 @@ from typing import TypeVar
 
 from bridge.config import RateLimit
 from bridge.exceptions import StoreError, StoreUnavailable
-from bridge.store import claims, intake, pacing, queues, reading
-from bridge.store.base import (
+from bridge.records import (
     Activity,
     AttemptResult,
     Claim,
@@ -28,10 +27,11 @@ from bridge.store.base import (
     PurgeCounts,
     QueueStats,
     Routing,
-    Store,
     StoredEvent,
 )
-from bridge.store.records import event_params
+from bridge.store import claims, intake, pacing, queues, reading
+from bridge.store.base import Store
+from bridge.store.rows import event_params
 from bridge.store.steps import execute
 from bridge.store.writer import Write
 

@@ -10,8 +10,8 @@ import math
 from concurrent.futures import ThreadPoolExecutor
 
 from bridge.ids import new_id
+from bridge.records import Attempt, AttemptResult, DeliveryStatus, NewDelivery, NewEvent, Routing
 from bridge.store import open_store
-from bridge.store.base import Attempt, AttemptResult, DeliveryStatus, NewDelivery, NewEvent, Routing
 
 WINDOW = 7 * 86_400.0
 

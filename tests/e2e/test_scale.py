@@ -32,8 +32,8 @@ import httpx
 import pytest
 import yaml
 
+from bridge.records import EventStatus
 from bridge.store import open_store
-from bridge.store.base import EventStatus
 from tests.fakes.provider import FakeProvider, Received
 from tests.helpers import (
     ServerProcess,

@@ -7,8 +7,8 @@ import pytest
 
 from bridge.config.model import Config, Defaults, DocPath, Location
 from bridge.exceptions import Problem, RenderError
+from bridge.records import EventStatus, StoredEvent
 from bridge.rendering import ConstantTree, compile_tree, event_context, rule_context
-from bridge.store.base import EventStatus, StoredEvent
 from bridge.templates import TemplateProblem, Templates
 
 

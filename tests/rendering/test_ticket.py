@@ -11,6 +11,7 @@ import pytest
 from bridge.config.model import Config, Defaults, DocPath, Location, RuleConfig
 from bridge.dispatch import route_event
 from bridge.exceptions import Problem, RenderError
+from bridge.records import DeliveryStatus, EventStatus, NewDelivery, Routing, StoredEvent
 from bridge.rendering import (
     CompiledTicket,
     compile_ticket,
@@ -19,7 +20,6 @@ from bridge.rendering import (
     rule_context,
 )
 from bridge.service import load_service
-from bridge.store.base import DeliveryStatus, EventStatus, NewDelivery, Routing, StoredEvent
 from bridge.templates import Templates
 from bridge.tickets import (
     ActionKind,

@@ -25,15 +25,8 @@ from urllib.parse import quote
 import psycopg
 import pytest
 
-from bridge.store.base import (
-    Attempt,
-    AttemptResult,
-    Claim,
-    DeliveryStatus,
-    NewDelivery,
-    NewEvent,
-    Store,
-)
+from bridge.records import Attempt, AttemptResult, Claim, DeliveryStatus, NewDelivery, NewEvent
+from bridge.store.base import Store
 from bridge.store.postgres import PostgresStore
 from bridge.store.sqlite import SQLiteStore
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from bridge.exceptions import StoreError
-from bridge.store.base import (
+from bridge.records import (
     DeliveryStatus,
     EventDetail,
     EventStatus,
@@ -15,8 +15,8 @@ from bridge.store.base import (
     NewDelivery,
     PurgeCounts,
     Routing,
-    Store,
 )
+from bridge.store.base import Store
 
 from .conftest import DAY, T0, Run, make_delivery, make_event, result_for
 

@@ -8,14 +8,8 @@ import dataclasses
 from typing import Any
 
 from bridge.config import RateLimit
-from bridge.store.base import (
-    DeliveryStatus,
-    EventStatus,
-    HoldState,
-    ProviderHold,
-    Routing,
-    Store,
-)
+from bridge.records import DeliveryStatus, EventStatus, HoldState, ProviderHold, Routing
+from bridge.store.base import Store
 
 from .conftest import DAY, T0, Run, make_delivery, make_event, result_for
 from .test_contract import WINDOW, ingest_one, route

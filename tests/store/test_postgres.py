@@ -24,8 +24,8 @@ from psycopg.rows import dict_row
 
 from bridge.config import RateLimit
 from bridge.exceptions import StoreError, StoreUnavailable
+from bridge.records import Claim, DeliveryStatus, IngestResult, Routing
 from bridge.store import intake, open_store, postgres
-from bridge.store.base import Claim, DeliveryStatus, IngestResult, Routing
 from bridge.store.postgres import PostgresStore
 from bridge.store.schema import load_migrations
 

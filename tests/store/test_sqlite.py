@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from bridge.exceptions import StoreError, StoreUnavailable
+from bridge.records import DeliveryStatus, IngestResult, Routing
 from bridge.store import open_store
-from bridge.store.base import DeliveryStatus, IngestResult, Routing
 from bridge.store.schema import load_migrations
 from bridge.store.sqlite import SQLiteStore
 

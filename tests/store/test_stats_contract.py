@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from bridge.exceptions import StoreError
-from bridge.store.base import Activity, Claim, DeliveryStatus, QueueStats, Store
+from bridge.records import Activity, Claim, DeliveryStatus, QueueStats
+from bridge.store.base import Store
 
 from .conftest import T0, Run, make_delivery, result_for
 from .test_contract import ingest_one, route

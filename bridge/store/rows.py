@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from bridge.exceptions import StoreError
-from bridge.store.base import (
+from bridge.records import (
     Attempt,
     Delivery,
     DeliveryStatus,
