@@ -13,7 +13,6 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from bridge.config import Config, RetryPolicy
-from bridge.logs import mask
 from bridge.providers.base import Job, Outcome, OutcomeKind
 from bridge.records import Attempt, AttemptResult, Claim, DeliveryStatus, HoldState, ProviderHold
 from bridge.rendering import event_context, rule_context
@@ -67,15 +66,6 @@ def decide(
     rng: random.Random,
 ) -> AttemptResult:
     delivery = claim.delivery
-    # what a provider answers is stored and shown: a provider echoing a credential back must
-    # not put it in the attempt log
-    outcome = replace(
-        outcome,
-        message=mask(outcome.message, config.secrets),
-        response_excerpt=mask(outcome.response_excerpt, config.secrets)
-        if outcome.response_excerpt
-        else None,
-    )
     attempt = Attempt(
         delivery_id=delivery.id,
         number=delivery.attempts + 1,

@@ -13,6 +13,8 @@ import sys
 import time
 from collections.abc import Iterable
 
+from bridge.redaction import mask
+
 _STANDARD = set(vars(logging.LogRecord("x", 0, "x", 0, "x", None, None))) | {
     "message",
     "asctime",
@@ -40,15 +42,6 @@ class JsonFormatter(logging.Formatter):
             entry["error"] = f"{record.exc_info[0].__name__}: {record.exc_info[1]}"
         line = json.dumps(entry, ensure_ascii=False, default=str)
         return mask(line, self.secrets)
-
-
-def mask(text: str, secrets: Iterable[str]) -> str:
-    """Replace every secret in `text`, the longest first, so a secret that contains another
-    ("Bearer abc" and "abc") is replaced whole, whatever order the secrets come in."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        if secret and secret in text:
-            text = text.replace(secret, "[redacted]")
-    return text
 
 
 def configure_logging(level: str = "info", *, secrets: Iterable[str] = ()) -> None:

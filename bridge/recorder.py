@@ -21,9 +21,8 @@ from typing import Any
 
 import httpx
 
-from bridge.logs import mask
 from bridge.providers.base import Provider, excerpt
-from bridge.sources.intake import REDACTED, is_secret_header
+from bridge.redaction import credentials_in, mask, redact_headers, redact_json
 
 
 @dataclass
@@ -80,45 +79,18 @@ def _body(content: bytes) -> Any:
         return content.decode("utf-8", "replace")
 
 
-def _headers(headers: httpx.Headers) -> dict[str, str]:
-    return {name: REDACTED if is_secret_header(name) else value for name, value in headers.items()}
-
-
-def _credentials(request: httpx.Request) -> list[str]:
-    """The values of the request's credential headers, and their token part (`Bearer x`)."""
-    values = [value for name, value in request.headers.items() if is_secret_header(name)]
-    values += [value.split(" ", 1)[1] for value in values if " " in value]
-    return [value for value in values if len(value) >= 4]  # never mask a stray "1"
-
-
-def redacted(value: Any, credentials: list[str]) -> Any:
-    """An answer's JSON with credential-like keys and echoed credentials [redacted]."""
-    if isinstance(value, dict):
-        return {
-            key: REDACTED
-            if is_secret_header(str(key)) and item not in (None, "")
-            else redacted(item, credentials)
-            for key, item in value.items()
-        }
-    if isinstance(value, list):
-        return [redacted(item, credentials) for item in value]
-    if isinstance(value, str):
-        return mask(value, credentials)
-    return value
-
-
 def answer_json(
     request: httpx.Request, response: httpx.Response | None, *, send: bool, failure: str | None
 ) -> dict[str, Any]:
     if response is None:
         return {"error": failure or "no answer", "stubbed": not send}
-    credentials = _credentials(request)
+    credentials = credentials_in(request.headers)
     body = _body(response.content)
     shown: dict[str, Any] = {"status": response.status_code}
     if isinstance(body, str):
         shown["text"] = mask(excerpt(body), credentials)
     else:
-        shown["json"] = redacted(body, credentials)
+        shown["json"] = redact_json(body, credentials)
     shown["stubbed"] = not send
     return shown
 
@@ -130,7 +102,7 @@ def exchange_json(
     return {
         "method": request.method,
         "url": str(request.url),
-        "headers": _headers(request.headers),
+        "headers": redact_headers(request.headers.items()),
         "json": _body(request.content),
         "answer": answer_json(request, response, send=send, failure=failure),
     }

@@ -11,7 +11,6 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from bridge.logs import mask
 from bridge.records import (
     Attempt,
     Delivery,
@@ -21,7 +20,7 @@ from bridge.records import (
     ProviderHold,
     StoredEvent,
 )
-from bridge.sources.intake import REDACTED, is_secret_header
+from bridge.redaction import mask, redact_headers
 
 
 def iso(ts: float | None) -> str | None:
@@ -143,10 +142,7 @@ def event_detail_json(detail: EventDetail, *, now: float) -> dict[str, Any]:
     event = detail.event
     return {
         **event_summary_json(event),
-        "headers": {
-            name: REDACTED if is_secret_header(name) else value
-            for name, value in event.headers.items()
-        },
+        "headers": redact_headers(event.headers.items()),
         "query": dict(event.query),
         "body": _body(event.payload),
         "trace": list(event.trace),

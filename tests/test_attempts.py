@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
+from typing import Any
 
 import pytest
 
 from bridge.attempts import decide, interrupted, prepare
 from bridge.config import load_config
-from bridge.providers.base import Job, Outcome, OutcomeKind
+from bridge.providers.base import Job, Outcome, OutcomeKind, Provider
 from bridge.records import Claim, Delivery, DeliveryStatus, EventStatus, HoldState, StoredEvent
 from bridge.tickets import ActionKind, OnMissing, TicketRef
 from tests.helpers import write_tree
@@ -116,10 +118,25 @@ def test_a_provider_no_longer_configured_is_a_permanent_failure(config):
     assert "'gone' is not configured" in outcome.message
 
 
+class Answers(Provider):
+    """A provider that answers every attempt with one outcome."""
+
+    def __init__(self, outcome: Outcome, **options: Any) -> None:
+        super().__init__(name="desk", **options)
+        self.outcome = outcome
+
+    async def attempt(self, job: Job) -> Outcome:
+        return self.outcome
+
+
 def test_unauthorized_pauses_the_provider_and_spends_no_try(config):
-    outcome = Outcome(
+    said = Outcome(
         kind=OutcomeKind.UNAUTHORIZED, status_code=401, message="HTTP 401: desk-secret-4411 bad"
     )
+    job = prepare(claim(tries=2), config=config, now=NOW)
+    assert isinstance(job, Job)
+    # the provider masks what it was told (Provider.deliver), the configured secrets included
+    outcome = asyncio.run(Answers(said, secrets=config.secrets).deliver(job))
     result = decide(
         claim(tries=2), outcome, config=config, started=NOW, now=NOW + 1, rng=random.Random(1)
     )

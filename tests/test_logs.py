@@ -5,7 +5,8 @@ import httpx
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge.logs import JsonFormatter, configure_logging, mask
+from bridge.logs import JsonFormatter, configure_logging
+from bridge.redaction import mask
 from tests.fakes.provider import FakeProvider
 from tests.helpers import poll, running_server, write_tree
 

@@ -12,7 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bridge.providers.base import Provider
-from bridge.recorder import Recorder, answer_json, redacted
+from bridge.recorder import Recorder, answer_json
+from bridge.redaction import redact_json
 
 TOKEN = "tok-0123456789abcdef"
 
@@ -42,9 +43,11 @@ def test_an_echoed_credential_never_shows_in_an_answer(value: Any, before: str, 
 
 @given(st.sampled_from(["access_token", "apiSecret", "x-api-key", "Signature"]), json_values)
 def test_values_under_credential_like_keys_are_redacted(key: str, other: Any):
-    shown = redacted({key: "live-credential", "nested": [{key: "live-credential"}], "o": other}, [])
+    shown = redact_json(
+        {key: "live-credential", "nested": [{key: "live-credential"}], "o": other}, []
+    )
     assert "live-credential" not in json.dumps(shown)
-    assert shown[key] == "[redacted]" and shown["o"] == redacted(other, [])
+    assert shown[key] == "[redacted]" and shown["o"] == redact_json(other, [])
 
 
 def test_a_text_answer_is_an_excerpt_and_a_missing_one_says_why():
@@ -61,7 +64,7 @@ def test_a_text_answer_is_an_excerpt_and_a_missing_one_says_why():
 class Echo(Provider):
     """A stub that answers how many requests this delivery sent before."""
 
-    async def deliver(self, job: Any) -> Any:
+    async def attempt(self, job: Any) -> Any:
         raise NotImplementedError
 
     def dry_run_answer(self, request: httpx.Request, *, earlier: Any = ()) -> httpx.Response:

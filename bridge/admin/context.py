@@ -12,8 +12,8 @@ from typing import Any
 from starlette.responses import Response
 
 from bridge.admin.auth import AdminAuth
-from bridge.logs import mask
 from bridge.records import EventStatus
+from bridge.redaction import mask
 from bridge.service import Service
 from bridge.store.base import Store
 from bridge.views import hold_json

@@ -15,10 +15,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
-from markupsafe import escape
 from starlette.responses import HTMLResponse
 
-from bridge.logs import mask
+from bridge.redaction import mask, spellings
 
 ADMIN = "/admin"
 
@@ -116,17 +115,6 @@ def _environment() -> Environment:
 
 
 ENVIRONMENT = _environment()
-
-
-def spellings(secrets: Iterable[str]) -> set[str]:
-    """Each secret as it can appear in a page: as it is, JSON-escaped, HTML-escaped, both."""
-    found = set()
-    for secret in secrets:
-        if not secret:
-            continue
-        in_json = json.dumps(secret, ensure_ascii=False)[1:-1]
-        found.update({secret, in_json, str(escape(secret)), str(escape(in_json))})
-    return found
 
 
 class PageRenderer:

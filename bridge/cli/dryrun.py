@@ -12,8 +12,8 @@ from typing import Any
 
 from bridge.cli.common import Failed, _load
 from bridge.exceptions import RejectedRequest
-from bridge.logs import mask
 from bridge.recorder import Recorder
+from bridge.redaction import mask
 from bridge.sources.request import RawRequest
 from bridge.trial import Trial, run_trial
 from bridge.views import dumps, trace_lines

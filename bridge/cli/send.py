@@ -26,8 +26,8 @@ import httpx
 
 from bridge.cli.common import Failed, _add_config, _load
 from bridge.cli.dryrun import _headers
-from bridge.logs import mask
-from bridge.sources.intake import REDACTED, CompiledSource, dedupe_key_of, is_secret_header
+from bridge.redaction import mask, redact_pairs
+from bridge.sources.intake import CompiledSource, dedupe_key_of
 from bridge.sources.signing import Outgoing, sender_request
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -139,12 +139,10 @@ def _shown_url(url: str, source: CompiledSource) -> str:
     parts = urllib.parse.urlsplit(url)
     if not parts.query:
         return url
-    secret = source.verifier.secret_query
-    pairs = [
-        (key, REDACTED if key in secret or is_secret_header(key) else value)
-        for key, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-    ]
-    query = urllib.parse.urlencode(pairs, safe="[]")
+    pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    query = urllib.parse.urlencode(
+        redact_pairs(pairs, also=source.verifier.secret_query), safe="[]"
+    )
     return urllib.parse.urlunsplit(parts._replace(query=query))
 
 

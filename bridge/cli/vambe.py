@@ -16,10 +16,10 @@ import sys
 import httpx
 
 from bridge.cli.common import Failed, _add_config, _load
-from bridge.logs import mask
 from bridge.providers.base import Outcome
 from bridge.providers.vambe import VambeProvider
 from bridge.providers.vambe_pipelines import Pipeline
+from bridge.redaction import mask
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -20,15 +20,13 @@ openTicket returned. Calls are in awalchat_api, request signing in awalchat_sign
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import httpx
 
 from bridge.config import Config, ProviderConfig
 from bridge.exceptions import Problem
-from bridge.logs import mask
 from bridge.providers.awalchat_api import (
     CLOSE,
     OPEN,
@@ -67,28 +65,22 @@ class AwalChatProvider(Provider):
         directions=frozenset({Direction.OUTGOING}),
     )
 
-    def __init__(self, *, name: str, api: AwalChatApi, secrets: frozenset[str]) -> None:
-        super().__init__(name=name)
+    def __init__(
+        self, *, name: str, api: AwalChatApi, hmac_secret: str, secrets: Iterable[str] = ()
+    ) -> None:
+        super().__init__(name=name, secrets=secrets)
         self._api = api
-        self._secrets = secrets
+        self._hmac_secret = hmac_secret
 
-    async def deliver(self, job: Job) -> Outcome:
-        outcome = await self._deliver(job)
-        # an API echoing a credential back must not carry it into the attempt log
-        return replace(
-            outcome,
-            message=mask(outcome.message, self._secrets),
-            response_excerpt=mask(outcome.response_excerpt, self._secrets)
-            if outcome.response_excerpt
-            else None,
-        )
+    def credentials(self) -> Iterable[str]:
+        return (self._hmac_secret,)
 
     def dry_run_answer(
         self, request: httpx.Request, *, earlier: Sequence[httpx.Request] = ()
     ) -> httpx.Response:
         return dry_run_answer(request, earlier=earlier)
 
-    async def _deliver(self, job: Job) -> Outcome:
+    async def attempt(self, job: Job) -> Outcome:
         kind = job.action.action
         if kind is ActionKind.CREATE_TICKET:
             return await self._create(job)
@@ -239,5 +231,6 @@ def build(
         timeout=p.timeout,
         clock=clock,
     )
-    secrets = frozenset({values["hmac_secret"]} - {""})
-    return AwalChatProvider(name=p.name, api=api, secrets=secrets)
+    return AwalChatProvider(
+        name=p.name, api=api, hmac_secret=values["hmac_secret"], secrets=config.secrets
+    )

@@ -11,12 +11,13 @@ import abc
 import email.utils
 import enum
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
 
+from bridge.redaction import mask
 from bridge.tickets import ActionKind, Direction, OnMissing, TicketAction, TicketRef
 
 EXCERPT_LIMIT = 500
@@ -39,6 +40,16 @@ class Outcome:
     response_excerpt: str | None = None
     ticket_ref: TicketRef | None = None
     ticket_open: bool | None = None
+
+    def masked(self, secrets: Iterable[str]) -> Outcome:
+        """This outcome with every secret masked out of what the provider said."""
+        secrets = tuple(secrets)
+        excerpt = self.response_excerpt
+        return replace(
+            self,
+            message=mask(self.message, secrets),
+            response_excerpt=mask(excerpt, secrets) if excerpt is not None else None,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,12 +85,25 @@ class Provider(abc.ABC):
 
     capabilities: Capabilities = Capabilities()
 
-    def __init__(self, *, name: str) -> None:
+    def __init__(self, *, name: str, secrets: Iterable[str] = ()) -> None:
         self.name = name
+        self.secrets = frozenset(secrets)  # the configured secret values (Config.secrets)
+
+    async def deliver(self, job: Job) -> Outcome:
+        """One attempt, its outcome masked: an API echoing a credential back must not carry
+        it into the attempt log, a log line or `try`'s output. This is the one place a
+        provider's outcomes are masked: with the configured secrets and its credentials."""
+        outcome = await self.attempt(job)
+        return outcome.masked(self.secrets | frozenset(self.credentials()))
 
     @abc.abstractmethod
-    async def deliver(self, job: Job) -> Outcome:
+    async def attempt(self, job: Job) -> Outcome:
         """Make one attempt; never raise for anything the provider or network did."""
+
+    def credentials(self) -> Iterable[str]:
+        """The secret values this provider holds: its settings' and any the helpdesk issued
+        it while it runs (access tokens)."""
+        return ()
 
     def dry_run_answer(
         self, request: httpx.Request, *, earlier: Sequence[httpx.Request] = ()

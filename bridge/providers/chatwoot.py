@@ -21,7 +21,7 @@ correlate key and the delivery id in `additional_attributes`, so a create that i
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import httpx
@@ -64,8 +64,15 @@ def _newest(conversation: Conversation) -> int:
 
 
 class ChatwootProvider(Provider):
-    def __init__(self, *, name: str, api: ChatwootApi, settings: ChatwootSettings) -> None:
-        super().__init__(name=name)
+    def __init__(
+        self,
+        *,
+        name: str,
+        api: ChatwootApi,
+        settings: ChatwootSettings,
+        secrets: Iterable[str] = (),
+    ) -> None:
+        super().__init__(name=name, secrets=secrets)
         self.api = api
         self.settings = settings
         self.writer = ConversationWriter(api=api, settings=settings)
@@ -78,7 +85,10 @@ class ChatwootProvider(Provider):
     ) -> httpx.Response:
         return dry_run_answer(request, earlier=earlier, inbox_id=self.settings.inbox_id)
 
-    async def deliver(self, job: Job) -> Outcome:
+    def credentials(self) -> Iterable[str]:
+        return (self.settings.api_access_token,)
+
+    async def attempt(self, job: Job) -> Outcome:
         if job.action.action is ActionKind.ADD_NOTE and job.action.message is None:
             return Outcome(
                 kind=OutcomeKind.SKIPPED, message="add_note with no text: nothing to add"
@@ -304,4 +314,9 @@ def build(
         token=settings.api_access_token,
         timeout=p.timeout,
     )
-    return ChatwootProvider(name=p.name, api=api, settings=settings)
+    return ChatwootProvider(
+        name=p.name,
+        api=api,
+        settings=settings,
+        secrets=config.secrets,
+    )

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -49,7 +49,6 @@ from bridge.providers.glassix_token import DEFAULT_LIFETIME, Granted, TokenCache
 from bridge.templates import Templates
 from bridge.tickets import ActionKind, TicketRef
 
-REDACTED = "[redacted]"
 REMEMBERED = 1024  # deliveries whose finished calls are kept for a retry
 
 
@@ -70,9 +69,10 @@ class GlassixProvider(Provider):
         client: httpx.AsyncClient,
         settings: GlassixSettings,
         timeout: float,
+        secrets: Iterable[str] = (),
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(name=name)
+        super().__init__(name=name, secrets=secrets)
         self._client = client
         self._settings = settings
         self._timeout = timeout
@@ -81,7 +81,11 @@ class GlassixProvider(Provider):
         self._key: TokenKey = (settings.workspace, settings.api_key, settings.user_name)
         self._progress: OrderedDict[str, Progress] = OrderedDict()
 
-    async def deliver(self, job: Job) -> Outcome:
+    def credentials(self) -> Iterable[str]:
+        s = self._settings
+        return (s.api_key, s.api_secret, *self._tokens.issued())
+
+    async def attempt(self, job: Job) -> Outcome:
         action = job.action
         progress = self._resumed(job)
         ticket_id = progress.ticket_id if progress is not None else _known(job)
@@ -122,7 +126,7 @@ class GlassixProvider(Provider):
         return Outcome(
             kind=OutcomeKind.SUCCESS,
             status_code=shown.status_code if shown is not None else None,
-            response_excerpt=self._scrub(excerpt(shown.text)) if shown is not None else None,
+            response_excerpt=excerpt(shown.text) if shown is not None else None,
             ticket_ref=ref,
             ticket_open=open_after(action.action, created=created),
         )
@@ -145,7 +149,7 @@ class GlassixProvider(Provider):
                 kind=OutcomeKind.PERMANENT,
                 status_code=answer.status_code,
                 message="tickets/create answered without a ticket id",
-                response_excerpt=self._scrub(excerpt(answer.text)),
+                response_excerpt=excerpt(answer.text),
             )
         self._remember(delivery_id, Progress(ticket_id=ticket_id, created=True, done=0))
         return answer
@@ -226,18 +230,8 @@ class GlassixProvider(Provider):
             message = f"HTTP {answer.status_code}: {said}"
         return replace(
             answer,
-            message=self._scrub(f"{call.path}: {message}"),
-            response_excerpt=self._scrub(answer.response_excerpt)
-            if answer.response_excerpt
-            else None,
+            message=f"{call.path}: {message}",
         )
-
-    def _scrub(self, text: str) -> str:
-        s = self._settings
-        for secret in sorted({*self._tokens.issued(), s.api_key, s.api_secret}, key=len)[::-1]:
-            if len(secret) >= 4:
-                text = text.replace(secret, REDACTED)
-        return text
 
     def _remember(self, delivery_id: str, progress: Progress) -> None:
         self._progress[delivery_id] = progress
@@ -291,4 +285,10 @@ def build(
 ) -> Provider:
     settings = read_settings(p, config, problems)
     rule_problems(p, settings, config, problems)
-    return GlassixProvider(name=p.name, client=client, settings=settings, timeout=p.timeout)
+    return GlassixProvider(
+        name=p.name,
+        client=client,
+        settings=settings,
+        timeout=p.timeout,
+        secrets=config.secrets,
+    )

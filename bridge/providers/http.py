@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import httpx
@@ -38,9 +38,10 @@ class HttpProvider(Provider):
         headers: CompiledTree | None,
         body: CompiledTree | None,
         timeout: float,
+        secrets: Iterable[str] = (),
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(name=name)
+        super().__init__(name=name, secrets=secrets)
         self._client = client
         self._method = method.upper()
         self._url = url
@@ -69,7 +70,7 @@ class HttpProvider(Provider):
                 ) from None
         return self._client.build_request(self._method, url, headers=headers, json=body)
 
-    async def deliver(self, job: Job) -> Outcome:
+    async def attempt(self, job: Job) -> Outcome:
         try:
             request = self.build_request(job)
         except RenderError as exc:

@@ -12,7 +12,7 @@ log = logging.getLogger("bridge.providers.log")
 
 
 class LogProvider(Provider):
-    async def deliver(self, job: Job) -> Outcome:
+    async def attempt(self, job: Job) -> Outcome:
         action = job.action.to_json()
         log.info(
             "ticket",

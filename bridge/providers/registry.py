@@ -25,7 +25,7 @@ Builder = Callable[[ProviderConfig, Config, Templates, httpx.AsyncClient, list[P
 def _log(
     p: ProviderConfig, config: Config, t: Templates, c: httpx.AsyncClient, problems: list[Problem]
 ) -> Provider:
-    return LogProvider(name=p.name)
+    return LogProvider(name=p.name, secrets=config.secrets)
 
 
 def _http(
@@ -52,6 +52,7 @@ def _http(
         if body is not None
         else None,
         timeout=p.timeout,
+        secrets=config.secrets,
     )
 
 

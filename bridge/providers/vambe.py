@@ -14,7 +14,7 @@ Vambe has no notes and no tags; `check` refuses rules asking for them. Auth: `x-
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
@@ -23,7 +23,6 @@ import httpx
 
 from bridge.config import Config, ProviderConfig
 from bridge.exceptions import Problem
-from bridge.logs import mask
 from bridge.providers.base import (
     Capabilities,
     Job,
@@ -64,14 +63,18 @@ class VambeProvider(Provider):
         name: str,
         client: httpx.AsyncClient,
         settings: VambeSettings,
+        secrets: Iterable[str] = (),
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(name=name)
+        super().__init__(name=name, secrets=secrets)
         self._client = client
         self.settings = settings
         self._clock = clock
 
-    async def deliver(self, job: Job) -> Outcome:
+    def credentials(self) -> Iterable[str]:
+        return (self.settings.api_key,)
+
+    async def attempt(self, job: Job) -> Outcome:
         handlers = {
             ActionKind.CREATE_TICKET: self._create,
             ActionKind.UPDATE_TICKET: self._update,
@@ -89,17 +92,7 @@ class VambeProvider(Provider):
                 outcome = await handler(job)
             except UnsendableAction as exc:
                 outcome = Outcome(kind=OutcomeKind.PERMANENT, message=f"vambe: {exc}")
-        return self._masked(outcome)
-
-    def _masked(self, outcome: Outcome) -> Outcome:
-        """Nothing the API or the network said may carry the key into an attempt log."""
-        key = [self.settings.api_key]
-        text = outcome.response_excerpt
-        return replace(
-            outcome,
-            message=mask(outcome.message, key),
-            response_excerpt=mask(text, key) if text is not None else None,
-        )
+        return outcome
 
     # -- the actions --------------------------------------------------------------------------
 
@@ -228,7 +221,7 @@ class VambeProvider(Provider):
         """GET /api/public/pipeline: the account's pipelines and their stages."""
         answer = await self._send("GET", "/api/public/pipeline")
         if isinstance(answer, Outcome):
-            return self._masked(answer)
+            return answer.masked(self.secrets | {self.settings.api_key})
         try:
             pipelines = parse_pipelines(answer.json())
         except ValueError:
@@ -278,4 +271,4 @@ def build(
 ) -> Provider:
     settings = parse_settings(p, config, problems)
     problems.extend(check_rules(p, settings, config))
-    return VambeProvider(name=p.name, client=client, settings=settings)
+    return VambeProvider(name=p.name, client=client, settings=settings, secrets=config.secrets)

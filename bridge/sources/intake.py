@@ -16,6 +16,7 @@ import jsonschema
 from bridge.config import Config, SourceConfig
 from bridge.exceptions import Problem, RejectedRequest, RenderError
 from bridge.records import NewEvent
+from bridge.redaction import REDACTED, redact_headers
 from bridge.routing.paths import ABSENT, lookup, parse_path
 from bridge.sources.bodies import body_mode, parse_body
 from bridge.sources.presets import default_dedupe_key
@@ -23,15 +24,6 @@ from bridge.sources.registry import build_verifier
 from bridge.sources.request import RawRequest
 from bridge.sources.verifiers import Verifier
 from bridge.templates import CompiledTemplate, TemplateProblem, Templates
-
-REDACTED = "[redacted]"
-_ALWAYS_SECRET = ("authorization", "proxy-authorization", "cookie", "set-cookie")
-_SECRET_WORDS = ("signature", "token", "secret", "key")
-
-
-def is_secret_header(name: str) -> bool:
-    name = name.lower()
-    return name in _ALWAYS_SECRET or any(word in name for word in _SECRET_WORDS)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,18 +53,10 @@ class CompiledSource:
         )
 
     def redact_headers(self, headers: Mapping[str, str]) -> dict[str, str]:
-        secret = self.verifier.secret_headers
-        return {
-            name: (REDACTED if name in secret or is_secret_header(name) else value)
-            for name, value in headers.items()
-        }
+        return redact_headers(headers.items(), also=self.verifier.secret_headers)
 
     def redact_query(self, query: tuple[tuple[str, str], ...]) -> dict[str, str]:
-        secret = self.verifier.secret_query
-        out: dict[str, str] = {}
-        for key, value in query:
-            out[key] = REDACTED if key in secret or is_secret_header(key) else value
-        return out
+        return redact_headers(query, also=self.verifier.secret_query)
 
     def intake(
         self, request: RawRequest, *, now: float, new_id: Callable[[], str], verify: bool = True
