@@ -18,12 +18,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bridge.admin import AdminAuth, AdminContext, admin_mount
+from bridge.delivery.worker import Worker
 from bridge.exceptions import StoreError
 from bridge.metrics import Metrics
 from bridge.receiver import Receiver
 from bridge.service import Service
 from bridge.store.base import Store
-from bridge.worker import Worker
 
 log = logging.getLogger("bridge.app")
 

@@ -61,7 +61,7 @@ class Received(enum.StrEnum):
     UNAVAILABLE = "unavailable"  # the store did not answer (503)
 
 
-# attempt outcomes: bridge.providers.base.OutcomeKind, and bridge.attempts.INTERRUPTED
+# attempt outcomes: bridge.providers.base.OutcomeKind, and bridge.delivery.attempts.INTERRUPTED
 ATTEMPT_OUTCOMES = ("success", "retryable", "permanent", "unauthorized", "skipped", "interrupted")
 FINAL = (DeliveryStatus.DONE, DeliveryStatus.SKIPPED, DeliveryStatus.DEAD)
 QUEUED = (

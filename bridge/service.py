@@ -20,12 +20,12 @@ from bridge.config import Config, RuleConfig, draft_config
 from bridge.exceptions import ConfigError, Problem
 from bridge.providers.base import Provider
 from bridge.providers.registry import build_providers
-from bridge.rendering import CompiledTicket, compile_ticket
+from bridge.rendering.actions import CompiledTicket, compile_ticket
+from bridge.rendering.templates import CompiledExpression, TemplateProblem, Templates
 from bridge.routing.conditions import compile_condition
 from bridge.routing.matcher import MatchableRule, Matcher
 from bridge.sources.forwarded import TrustedProxies, parse_network
 from bridge.sources.intake import CompiledSource, compile_sources
-from bridge.templates import CompiledExpression, TemplateProblem, Templates
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -18,12 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.dispatch import Dispatch, dispatch
+from bridge.delivery.dispatch import Dispatch, dispatch
 from bridge.ids import new_id
 from bridge.providers.base import Job, Outcome
 from bridge.recorder import Recorder
 from bridge.records import EventStatus, NewEvent, StoredEvent
-from bridge.rendering import rule_context
+from bridge.rendering.actions import rule_context
 from bridge.service import Service
 from bridge.sources.request import RawRequest
 

@@ -16,11 +16,11 @@ import httpx
 import pytest
 
 from bridge.cli import main
+from bridge.delivery.worker import Worker
 from bridge.ids import new_id
 from bridge.records import HoldState, ProviderHold
 from bridge.service import load_service
 from bridge.store import open_store
-from bridge.worker import Worker
 from tests.fakes.provider import FakeProvider
 from tests.helpers import shop_event, write_tree
 from tests.mistakes import MISTAKES, write_config

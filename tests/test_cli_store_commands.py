@@ -15,10 +15,10 @@ import respx
 
 from bridge.cli import main
 from bridge.config import load_config
+from bridge.delivery.worker import Worker
 from bridge.exceptions import ConfigError
 from bridge.service import load_service
 from bridge.store import open_store
-from bridge.worker import Worker
 from tests.helpers import shop_event, write_tree
 
 REPO = Path(__file__).resolve().parents[1]

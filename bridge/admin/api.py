@@ -28,8 +28,8 @@ from starlette.routing import Route
 
 from bridge.admin.context import AdminContext, BadParameter, event_filters, int_param
 from bridge.config import parse_duration
+from bridge.delivery.steering import pause_provider, replay_event
 from bridge.records import DeliveryStatus
-from bridge.steering import pause_provider, replay_event
 from bridge.views import (
     delivery_json,
     event_detail_json,

@@ -16,9 +16,9 @@ import httpx
 
 from bridge.cli.common import Failed, _load, _with_store
 from bridge.config import Defaults, load_defaults
+from bridge.delivery.steering import replay_event, retry_dead
 from bridge.records import EventStatus
 from bridge.service import Service
-from bridge.steering import replay_event, retry_dead
 from bridge.store.base import Store
 from bridge.views import event_detail_json, event_detail_text, hold_until, iso
 

@@ -19,7 +19,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from bridge.app import build_app
-    from bridge.worker import Worker
+    from bridge.delivery.worker import Worker
 
     client = httpx.AsyncClient()
     service = _load(args, client)
@@ -51,7 +51,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from bridge.worker import Worker
+    from bridge.delivery.worker import Worker
 
     client = httpx.AsyncClient()
     service = _load(args, client)

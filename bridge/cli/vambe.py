@@ -17,8 +17,8 @@ import httpx
 
 from bridge.cli.common import Failed, _add_config, _load
 from bridge.providers.base import Outcome
-from bridge.providers.vambe import VambeProvider
-from bridge.providers.vambe_pipelines import Pipeline
+from bridge.providers.vambe.adapter import VambeProvider
+from bridge.providers.vambe.pipelines import Pipeline
 from bridge.redaction import mask
 
 

@@ -114,7 +114,7 @@ class Provider(abc.ABC):
         seen: searches and lookups find nothing but what `earlier` (the requests this delivery
         sent before, in order) created, and a create answers the created record with its ids,
         so the dry run takes the delivery's real path and shows the requests it really sends.
-        Each adapter's stub lives beside it (`<provider>_dryrun.py`); this default suits an
+        Each adapter's stub lives in its package (`<provider>/dryrun.py`); this default suits an
         API that is called once and answers with what it made."""
         return httpx.Response(200, json={"id": "dry-run"})
 

@@ -23,7 +23,7 @@ from bridge.providers.base import (
     classify_response,
     classify_transport_error,
 )
-from bridge.rendering import CompiledTree
+from bridge.rendering.actions import CompiledTree
 from bridge.tickets import TicketRef
 
 

@@ -15,8 +15,8 @@ from bridge.exceptions import Problem
 from bridge.providers.base import TICKET_FIELDS, Provider
 from bridge.providers.http import HttpProvider
 from bridge.providers.log import LogProvider
-from bridge.rendering import compile_tree, is_file_reference
-from bridge.templates import Templates
+from bridge.rendering.actions import compile_tree, is_file_reference
+from bridge.rendering.templates import Templates
 from bridge.tickets import Direction
 
 Builder = Callable[[ProviderConfig, Config, Templates, httpx.AsyncClient, list[Problem]], Provider]
@@ -59,11 +59,11 @@ def _http(
 BUILDERS: dict[str, Builder] = {"log": _log, "http": _http}
 # the helpdesk adapters, imported when configured: module path, each with a `build` Builder
 ADAPTERS = {
-    "vambe": "bridge.providers.vambe",
-    "glassix": "bridge.providers.glassix",
-    "cloudchat": "bridge.providers.chatwoot",
-    "chatwoot": "bridge.providers.chatwoot",
-    "awalchat": "bridge.providers.awalchat",
+    "vambe": "bridge.providers.vambe.adapter",
+    "glassix": "bridge.providers.glassix.adapter",
+    "cloudchat": "bridge.providers.chatwoot.adapter",
+    "chatwoot": "bridge.providers.chatwoot.adapter",
+    "awalchat": "bridge.providers.awalchat.adapter",
 }
 
 

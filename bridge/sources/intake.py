@@ -17,13 +17,13 @@ from bridge.config import Config, SourceConfig
 from bridge.exceptions import Problem, RejectedRequest, RenderError
 from bridge.records import NewEvent
 from bridge.redaction import REDACTED, redact_headers
+from bridge.rendering.templates import CompiledTemplate, TemplateProblem, Templates
 from bridge.routing.paths import ABSENT, lookup, parse_path
 from bridge.sources.bodies import body_mode, parse_body
 from bridge.sources.presets import default_dedupe_key
 from bridge.sources.registry import build_verifier
 from bridge.sources.request import RawRequest
 from bridge.sources.verifiers import Verifier
-from bridge.templates import CompiledTemplate, TemplateProblem, Templates
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bridge.config import RateLimit
-from bridge.limits import refill, whole
+from bridge.delivery.limits import refill, whole
 from bridge.records import Claim, DeliveryStatus
 from bridge.store.pacing import locked_bucket, save_bucket
 from bridge.store.rows import ReadRow, delivery_from_row, event_from_row, loads_optional

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from bridge.cli import main
-from bridge.providers.awalchat_signing import AwalSigner
+from bridge.providers.awalchat.signing import AwalSigner
 from tests.fakes.awalchat import FakeAwalChat, Ticket
 from tests.helpers import poll, running_server, settled_event, show_event, write_tree
 

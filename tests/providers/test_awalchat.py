@@ -20,11 +20,11 @@ import respx
 
 from bridge.config import Config, Defaults, ProviderConfig
 from bridge.exceptions import ConfigError, Problem
-from bridge.providers import awalchat
-from bridge.providers.awalchat_signing import AwalSigner, SignPath, signature
+from bridge.providers.awalchat import adapter as awalchat
+from bridge.providers.awalchat.signing import AwalSigner, SignPath, signature
 from bridge.providers.base import Job, Outcome, OutcomeKind, Provider
+from bridge.rendering.templates import Templates
 from bridge.service import load_service
-from bridge.templates import Templates
 from bridge.tickets import (
     ActionKind,
     Contact,

@@ -19,8 +19,8 @@ from bridge.config import Config, Defaults, ProviderConfig
 from bridge.exceptions import ConfigError, Problem
 from bridge.providers.base import Job, Outcome, OutcomeKind, Provider
 from bridge.providers.registry import build_providers
+from bridge.rendering.templates import Templates
 from bridge.service import load_service
-from bridge.templates import Templates
 from bridge.tickets import (
     ActionKind,
     Contact,

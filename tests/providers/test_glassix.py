@@ -20,9 +20,9 @@ import respx
 from bridge.config import Config, Defaults, ProviderConfig
 from bridge.exceptions import ConfigError, Problem
 from bridge.providers.base import Job, Outcome, OutcomeKind
-from bridge.providers.glassix import GlassixProvider
-from bridge.providers.glassix_body import GlassixSettings
-from bridge.providers.glassix_config import read_settings
+from bridge.providers.glassix.adapter import GlassixProvider
+from bridge.providers.glassix.body import GlassixSettings
+from bridge.providers.glassix.settings import read_settings
 from bridge.service import load_service
 from bridge.tickets import (
     ActionKind,

@@ -13,7 +13,7 @@ from bridge.config import Config, Defaults, ProviderConfig
 from bridge.exceptions import Problem
 from bridge.providers.base import Job, OutcomeKind
 from bridge.providers.registry import build_providers
-from bridge.templates import Templates
+from bridge.rendering.templates import Templates
 from bridge.tickets import ActionKind, Contact, TicketAction, TicketRef
 
 NOW = 1_700_000_000.0

@@ -16,10 +16,10 @@ from bridge.config import Config, Defaults, ProviderConfig
 from bridge.exceptions import ConfigError, Problem
 from bridge.providers.base import Job, Outcome, OutcomeKind
 from bridge.providers.registry import build_providers
-from bridge.providers.vambe import VambeProvider
-from bridge.providers.vambe_pipelines import Pipeline, Stage
+from bridge.providers.vambe.adapter import VambeProvider
+from bridge.providers.vambe.pipelines import Pipeline, Stage
+from bridge.rendering.templates import Templates
 from bridge.service import load_service
-from bridge.templates import Templates
 from bridge.tickets import (
     ActionKind,
     Contact,

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridge.exceptions import RenderError
-from bridge.filters import FilterError, datetime, e164, fromjson, money, tojson
-from bridge.templates import Templates
+from bridge.rendering.filters import FilterError, datetime, e164, fromjson, money, tojson
+from bridge.rendering.templates import Templates
 
 # -- e164 ----------------------------------------------------------------------------------------
 

@@ -8,8 +8,8 @@ import pytest
 from bridge.config.model import Config, Defaults, DocPath, Location
 from bridge.exceptions import Problem, RenderError
 from bridge.records import EventStatus, StoredEvent
-from bridge.rendering import ConstantTree, compile_tree, event_context, rule_context
-from bridge.templates import TemplateProblem, Templates
+from bridge.rendering.actions import ConstantTree, compile_tree, event_context, rule_context
+from bridge.rendering.templates import TemplateProblem, Templates
 
 
 def make_config(tmp_path: Path, locations: dict[DocPath, Location]) -> Config:

@@ -9,18 +9,18 @@ import httpx
 import pytest
 
 from bridge.config.model import Config, Defaults, DocPath, Location, RuleConfig
-from bridge.dispatch import route_event
+from bridge.delivery.dispatch import route_event
 from bridge.exceptions import Problem, RenderError
 from bridge.records import DeliveryStatus, EventStatus, NewDelivery, Routing, StoredEvent
-from bridge.rendering import (
+from bridge.rendering.actions import (
     CompiledTicket,
     compile_ticket,
     compile_tree,
     event_context,
     rule_context,
 )
+from bridge.rendering.templates import Templates
 from bridge.service import load_service
-from bridge.templates import Templates
 from bridge.tickets import (
     ActionKind,
     Contact,

@@ -9,7 +9,7 @@
     reopen_ticket  PUT /tickets/setstate/{id}?nextState=Open, then the update's calls
     add_note       the update's calls with the message as POST /tickets/addnote/{id}
 
-Every call carries a bearer token from POST /token/get (glassix_token: cached per workspace,
+Every call carries a bearer token from POST /token/get (token.py: cached per workspace,
 key and user, renewed before it expires and once on a 401). The ticket id lives in the
 correlate map only: Glassix cannot look a ticket up by contact, so an action with no known
 ticket follows on_missing. The calls of one delivery that succeeded are remembered (in this
@@ -41,12 +41,12 @@ from bridge.providers.base import (
     exchange,
     ticket_not_found,
 )
-from bridge.providers.glassix_body import BodyError, GlassixSettings, create_body
-from bridge.providers.glassix_config import read_settings, rule_problems
-from bridge.providers.glassix_dryrun import dry_run_answer
-from bridge.providers.glassix_plan import Call, calls_after, in_transactions, open_after
-from bridge.providers.glassix_token import DEFAULT_LIFETIME, Granted, TokenCache, TokenKey
-from bridge.templates import Templates
+from bridge.providers.glassix.body import BodyError, GlassixSettings, create_body
+from bridge.providers.glassix.dryrun import dry_run_answer
+from bridge.providers.glassix.plan import Call, calls_after, in_transactions, open_after
+from bridge.providers.glassix.settings import read_settings, rule_problems
+from bridge.providers.glassix.token import DEFAULT_LIFETIME, Granted, TokenCache, TokenKey
+from bridge.rendering.templates import Templates
 from bridge.tickets import ActionKind, TicketRef
 
 REMEMBERED = 1024  # deliveries whose finished calls are kept for a retry

@@ -3,7 +3,7 @@
 Templates come only from the configuration and the templates directory; payload values reach
 them as data in the context and are never compiled. Jinja's errors stay here: compiling raises
 `TemplateProblem` (with the template file and line, turned into config `Problem`s by
-bridge.rendering), rendering raises `RenderError` naming the template and the line inside it.
+actions.py), rendering raises `RenderError` naming the template and the line inside it.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from bridge.exceptions import RenderError
-from bridge.filters import FILTERS, FilterError
+from bridge.rendering.filters import FILTERS, FilterError
 
 
 class TemplateProblem(Exception):

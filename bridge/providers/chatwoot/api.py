@@ -4,7 +4,7 @@ One method per documented call (paths under `{base_url}/api/v1/accounts/{account
 one request through `exchange`: it answers the parsed record, or the classified Outcome of a
 failed call, which the adapter returns as it is. Answers are parsed into small frozen records
 here, so the adapter never digs through JSON. What `ticketbridge try` has these calls answer
-is in chatwoot_dryrun.
+is in dryrun.py.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from typing import Any
 
 from bridge.exceptions import RenderError
 from bridge.records import DeliveryStatus, NewDelivery, Routing, StoredEvent
-from bridge.rendering import event_context, rule_context
+from bridge.rendering.actions import event_context, rule_context
 from bridge.routing.matcher import MatchResult
 from bridge.service import Service
 from bridge.tickets import TicketAction

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from functools import partial
 
-from bridge.dispatch import route_event
+from bridge.delivery.dispatch import route_event
 from bridge.ids import new_id
 from bridge.records import UNTIL_RESUMED, DeliveryStatus, HoldState, ProviderHold, Routing
 from bridge.service import Service

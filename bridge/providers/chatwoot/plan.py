@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from bridge.providers.base import Job, Outcome, OutcomeKind
-from bridge.providers.chatwoot_api import ChatwootApi, Conversation
-from bridge.providers.chatwoot_settings import OPTIONS, AttributeMerge, ChatwootSettings
+from bridge.providers.chatwoot.api import ChatwootApi, Conversation
+from bridge.providers.chatwoot.settings import OPTIONS, AttributeMerge, ChatwootSettings
 from bridge.tickets import ActionKind, Direction, TicketAction, TicketRef
 
 OPEN_STATUSES = frozenset({"open", "pending", "snoozed"})

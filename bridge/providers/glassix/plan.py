@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.providers.glassix_body import GlassixSettings, fields_body
+from bridge.providers.glassix.body import GlassixSettings, fields_body
 from bridge.tickets import ActionKind, Direction, TicketAction
 
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from bridge.config import CircuitBreakerPolicy, ProviderConfig, RateLimit
 from bridge.config.model import Location
-from bridge.limits import Bucket, CircuitBreaker, Pace, next_token_at, refill, whole
+from bridge.delivery.limits import Bucket, CircuitBreaker, Pace, next_token_at, refill, whole
 
 
 @given(

@@ -13,7 +13,7 @@ from typing import Any
 from bridge.config import Config, ProviderConfig, RuleConfig
 from bridge.config.model import DocPath
 from bridge.exceptions import Problem
-from bridge.providers.glassix_body import (
+from bridge.providers.glassix.body import (
     DEFAULT_PROTOCOL,
     OPTIONS,
     PROTOCOLS,
@@ -21,7 +21,7 @@ from bridge.providers.glassix_body import (
     contact_key,
     unknown_options,
 )
-from bridge.rendering import is_file_reference
+from bridge.rendering.actions import is_file_reference
 from bridge.tickets import ActionKind, OnMissing
 
 DEFAULT_BASE_URL = "https://{workspace}.glassix.com/api/v1.2"

@@ -1,6 +1,6 @@
 """Ticket actions rendered with templates (DESIGN §2.4, §2.5), and the context they see.
 
-compile_tree turns a configuration value whose strings are templates (bridge.templates) into a
+compile_tree turns a configuration value whose strings are templates (templates.py) into a
 CompiledTree, reporting each template's `TemplateProblem` as a config `Problem` with file and
 line; compile_ticket does so for a rule's `ticket` mapping. event_context and rule_context build
 what templates see of an event.
@@ -18,7 +18,7 @@ from typing import Any
 from bridge.config.model import Config, DocPath, Location, RuleConfig
 from bridge.exceptions import Problem
 from bridge.records import StoredEvent
-from bridge.templates import CompiledTemplate, TemplateProblem, Templates
+from bridge.rendering.templates import CompiledTemplate, TemplateProblem, Templates
 from bridge.tickets import Contact, Direction, Message, TicketAction
 
 # A string without these is plain text: rendered once at compile time and kept as a constant.

@@ -37,7 +37,7 @@ from bridge.providers.base import (
     Provider,
     ticket_not_found,
 )
-from bridge.providers.chatwoot_api import (
+from bridge.providers.chatwoot.api import (
     CORRELATE_KEY,
     DELIVERY_KEY,
     ChatwootApi,
@@ -45,9 +45,8 @@ from bridge.providers.chatwoot_api import (
     Conversation,
     contact_keys,
 )
-from bridge.providers.chatwoot_dryrun import dry_run_answer
-from bridge.providers.chatwoot_settings import ChatwootSettings, Flavour, read_settings
-from bridge.providers.chatwoot_writes import (
+from bridge.providers.chatwoot.dryrun import dry_run_answer
+from bridge.providers.chatwoot.plan import (
     OPEN_STATUSES,
     ConversationWriter,
     is_note,
@@ -55,7 +54,8 @@ from bridge.providers.chatwoot_writes import (
     number,
     options,
 )
-from bridge.templates import Templates
+from bridge.providers.chatwoot.settings import ChatwootSettings, Flavour, read_settings
+from bridge.rendering.templates import Templates
 from bridge.tickets import ActionKind, OnExisting, TicketAction
 
 

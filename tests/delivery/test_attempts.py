@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from bridge.attempts import decide, interrupted, prepare
 from bridge.config import load_config
+from bridge.delivery.attempts import decide, interrupted, prepare
 from bridge.providers.base import Job, Outcome, OutcomeKind, Provider
 from bridge.records import Claim, Delivery, DeliveryStatus, EventStatus, HoldState, StoredEvent
 from bridge.tickets import ActionKind, OnMissing, TicketRef

@@ -33,7 +33,7 @@ from bridge.providers.base import (
     exchange,
     ticket_not_found,
 )
-from bridge.providers.vambe_body import (
+from bridge.providers.vambe.body import (
     UnsendableAction,
     allow_closed_ticket,
     create_body,
@@ -41,10 +41,10 @@ from bridge.providers.vambe_body import (
     phone_number,
     ticket_metadata,
 )
-from bridge.providers.vambe_config import VambeSettings, check_rules, parse_settings
-from bridge.providers.vambe_dryrun import dry_run_answer
-from bridge.providers.vambe_pipelines import Pipeline, parse_pipelines
-from bridge.templates import Templates
+from bridge.providers.vambe.dryrun import dry_run_answer
+from bridge.providers.vambe.pipelines import Pipeline, parse_pipelines
+from bridge.providers.vambe.settings import VambeSettings, check_rules, parse_settings
+from bridge.rendering.templates import Templates
 from bridge.tickets import ActionKind, Direction, TicketRef
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from bridge.config import Config, ProviderConfig, RuleConfig
 from bridge.config.model import DocPath
 from bridge.exceptions import Problem
-from bridge.rendering import is_file_reference
+from bridge.rendering.actions import is_file_reference
 from bridge.tickets import ActionKind, Direction, OnMissing
 
 DEFAULT_BASE_URL = "https://api.vambe.me"

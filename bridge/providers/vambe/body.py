@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bridge import phones
-from bridge.providers.vambe_config import VambeSettings
+from bridge.providers.vambe.settings import VambeSettings
 from bridge.tickets import Direction, TicketAction
 
 

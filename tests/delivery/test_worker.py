@@ -11,10 +11,10 @@ from dataclasses import replace
 import httpx
 import respx
 
+from bridge.delivery.worker import Worker
 from bridge.records import DeliveryStatus, EventStatus, HoldState
 from bridge.service import load_service
 from bridge.store import open_store
-from bridge.worker import Worker
 from tests.helpers import shop_event, write_tree
 
 CONFIG = {

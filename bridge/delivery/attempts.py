@@ -13,10 +13,10 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from bridge.config import Config, RetryPolicy
+from bridge.delivery.retry import next_attempt_at
 from bridge.providers.base import Job, Outcome, OutcomeKind
 from bridge.records import Attempt, AttemptResult, Claim, DeliveryStatus, HoldState, ProviderHold
-from bridge.rendering import event_context, rule_context
-from bridge.retry import next_attempt_at
+from bridge.rendering.actions import event_context, rule_context
 from bridge.tickets import ActionKind, OnExisting, OnMissing, TicketAction, TicketRef
 
 INTERRUPTED = "interrupted"  # the outcome logged for an attempt cut short by a shutdown

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from bridge import phones
-from bridge.providers.awalchat_signing import AwalSigner
+from bridge.providers.awalchat.signing import AwalSigner
 from bridge.providers.base import Outcome, OutcomeKind, excerpt, exchange
 
 CONVERSATIONS = "/conversations"

@@ -14,7 +14,7 @@ on open means a ticket is already open and counts as success.
     close_ticket    the message if any, then closeTicket
 
 The correlate map keeps the conversation id (TicketRef.conversation_id) and the ticket id that
-openTicket returned. Calls are in awalchat_api, request signing in awalchat_signing.
+openTicket returned. Calls are in api.py, request signing in signing.py.
 """
 
 from __future__ import annotations
@@ -27,16 +27,16 @@ import httpx
 
 from bridge.config import Config, ProviderConfig
 from bridge.exceptions import Problem
-from bridge.providers.awalchat_api import (
+from bridge.providers.awalchat.api import (
     CLOSE,
     OPEN,
     AwalChatApi,
     Conversation,
     phone_digits,
 )
-from bridge.providers.awalchat_checks import REQUIRED, rule_problems, settings_problems
-from bridge.providers.awalchat_dryrun import dry_run_answer
-from bridge.providers.awalchat_signing import AwalSigner, SignPath
+from bridge.providers.awalchat.dryrun import dry_run_answer
+from bridge.providers.awalchat.settings import REQUIRED, rule_problems, settings_problems
+from bridge.providers.awalchat.signing import AwalSigner, SignPath
 from bridge.providers.base import (
     Capabilities,
     Job,
@@ -45,7 +45,7 @@ from bridge.providers.base import (
     Provider,
     ticket_not_found,
 )
-from bridge.templates import Templates
+from bridge.rendering.templates import Templates
 from bridge.tickets import ActionKind, Direction, TicketRef
 
 DEFAULT_BASE_URL = "https://api.awalchat.com/api/developer"

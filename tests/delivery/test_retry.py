@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bridge.config import RetryPolicy
-from bridge.retry import backoff, next_attempt_at
+from bridge.delivery.retry import backoff, next_attempt_at
 
 POLICY = RetryPolicy(max_attempts=5, base=2, factor=2, cap=60, max_age=3600, retry_after_cap=120)
 

@@ -4,8 +4,8 @@
         --> done | skipped | pending again (backoff, Retry-After, paused) | dead
 
 The retry loop lives here and only here (STYLE habit 3): adapters make one attempt and say
-what came of it (bridge.attempts decides what that means). Each provider is paced apart
-(bridge.limits: concurrency, token bucket, circuit breaker), so one slow or failing provider
+what came of it (attempts.py decides what that means). Each provider is paced apart
+(limits.py: concurrency, token bucket, circuit breaker), so one slow or failing provider
 never takes the room of another. Leases of running attempts are renewed; on stop, attempts
 still running after the grace period are released for a later try.
 
@@ -25,11 +25,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 
-from bridge.attempts import INTERRUPTED, decide, interrupted, prepare
-from bridge.dispatch import route_event
+from bridge.delivery.attempts import INTERRUPTED, decide, interrupted, prepare
+from bridge.delivery.dispatch import route_event
+from bridge.delivery.limits import Pace
 from bridge.exceptions import StoreError
 from bridge.ids import new_id
-from bridge.limits import Pace
 from bridge.metrics import Metrics
 from bridge.providers.base import Outcome, OutcomeKind
 from bridge.records import AttemptResult, Claim, DeliveryStatus, HoldState, ProviderHold
