@@ -117,6 +117,7 @@ async def run_trial(
                     action=rendered.action,
                     ticket_ref=None,
                     ticket_open=None,
+                    event_id=event.id,
                     context=rule_context(result.context, rendered.rule),
                 )
                 provider = service.providers[rendered.provider]

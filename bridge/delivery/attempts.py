@@ -22,8 +22,12 @@ from bridge.tickets import ActionKind, OnExisting, OnMissing, TicketAction, Tick
 INTERRUPTED = "interrupted"  # the outcome logged for an attempt cut short by a shutdown
 
 
-def prepare(claim: Claim, *, config: Config, now: float) -> Job | Outcome:
-    """The job for the adapter, or the outcome when there is nothing to send."""
+def prepare(
+    claim: Claim, *, config: Config, now: float, with_context: bool = False
+) -> Job | Outcome:
+    """The job for the adapter, or the outcome when there is nothing to send. The event's
+    payload is parsed into the job's template context only `with_context` (a provider that
+    renders templates when it delivers): the routing step has parsed it already."""
     delivery = claim.delivery
     if delivery.provider not in config.providers:
         return Outcome(
@@ -42,9 +46,13 @@ def prepare(claim: Claim, *, config: Config, now: float) -> Job | Outcome:
             # the open ticket is updated; if the helpdesk closed or lost it meanwhile, the
             # adapter creates one after all, as the rule asked
             action = replace(action, action=ActionKind.UPDATE_TICKET, on_missing=OnMissing.CREATE)
-    context = rule_context(
-        event_context(claim.event, vars=config.vars, now=datetime.fromtimestamp(now, UTC)),
-        delivery.rule,
+    context = (
+        rule_context(
+            event_context(claim.event, vars=config.vars, now=datetime.fromtimestamp(now, UTC)),
+            delivery.rule,
+        )
+        if with_context
+        else {}
     )
     return Job(
         delivery_id=delivery.id,
@@ -52,6 +60,7 @@ def prepare(claim: Claim, *, config: Config, now: float) -> Job | Outcome:
         action=action,
         ticket_ref=TicketRef.from_json(claim.ticket_ref) if claim.ticket_ref else None,
         ticket_open=claim.ticket_open,
+        event_id=claim.event.id,
         context=context,
     )
 

@@ -259,10 +259,16 @@ class Worker:
             log.info("attempt", extra=facts)
 
     async def _attempt(self, claim: Claim) -> Outcome:
-        job = prepare(claim, config=self.service.config, now=self.clock())
+        provider = self.service.providers.get(claim.delivery.provider)
+        job = prepare(
+            claim,
+            config=self.service.config,
+            now=self.clock(),
+            with_context=provider is not None and provider.renders_templates,
+        )
         if isinstance(job, Outcome):
             return job
-        provider = self.service.providers[claim.delivery.provider]
+        assert provider is not None  # prepare answers an Outcome for a provider not configured
         try:
             return await provider.deliver(job)
         except Exception as exc:  # an adapter bug must not kill the worker

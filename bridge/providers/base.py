@@ -12,7 +12,7 @@ import email.utils
 import enum
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -61,7 +61,10 @@ class Job:
     action: TicketAction
     ticket_ref: TicketRef | None  # from the correlate map, when the key is known
     ticket_open: bool | None
-    context: Mapping[str, Any]  # the template context of the event (DESIGN §2.5)
+    event_id: str = ""
+    # the event's template context (DESIGN §2.5), for a provider that renders templates when
+    # it delivers (Provider.renders_templates); empty for the others
+    context: Mapping[str, Any] = field(default_factory=dict)
 
 
 #: the parts of a ticket action a rule can fill (DESIGN §2.4)
@@ -84,6 +87,9 @@ class Provider(abc.ABC):
     """One helpdesk (or log, or generic HTTP endpoint)."""
 
     capabilities: Capabilities = Capabilities()
+    # whether `attempt` renders templates with the event (Job.context); for the others the
+    # worker does not read the payload again: routing parsed it, once
+    renders_templates: bool = False
 
     def __init__(self, *, name: str, secrets: Iterable[str] = ()) -> None:
         self.name = name

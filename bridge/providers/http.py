@@ -28,6 +28,8 @@ from bridge.tickets import TicketRef
 
 
 class HttpProvider(Provider):
+    renders_templates = True
+
     def __init__(
         self,
         *,

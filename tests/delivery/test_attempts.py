@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import random
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -186,3 +187,14 @@ def test_success_keeps_the_ticket_reference(config):
     result = decide(claim(), outcome, config=config, started=NOW, now=NOW, rng=random.Random())
     assert result.status is DeliveryStatus.DONE
     assert result.ticket_ref == {"ticket_id": "T-9"} and result.ticket_open is True
+
+
+def test_the_payload_is_parsed_again_only_for_a_provider_that_renders_templates(config):
+    unreadable = replace(claim(), event=replace(claim().event, payload="not json"))
+    job = prepare(unreadable, config=config, now=NOW)  # a helpdesk adapter's job
+    assert isinstance(job, Job) and job.context == {} and job.event_id == "evt_1"
+    with pytest.raises(ValueError):
+        prepare(unreadable, config=config, now=NOW, with_context=True)
+    job = prepare(claim(), config=config, now=NOW, with_context=True)
+    assert isinstance(job, Job) and job.context["body"] == {"id": 7}
+    assert job.context["rule"] == {"name": "order"}

@@ -82,7 +82,7 @@ def job(act: TicketAction | None = None, **overrides: Any) -> Job:
         "action": act or action(),
         "ticket_ref": None,
         "ticket_open": None,
-        "context": {"event": {"id": "evt_42"}, "body": {}},
+        "event_id": "evt_42",
     }
     return Job(**{**fields, **overrides})
 

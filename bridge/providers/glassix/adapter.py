@@ -155,12 +155,10 @@ class GlassixProvider(Provider):
         return answer
 
     def _create_body(self, job: Job) -> dict[str, Any]:
-        event = job.context.get("event")
-        event_id = event.get("id") if isinstance(event, dict) else None
         return create_body(
             job.action,
             self._settings,
-            event_id=str(event_id or job.delivery_id),
+            event_id=job.event_id or job.delivery_id,
             with_message=in_transactions(job.action),
         )
 
