@@ -1,4 +1,4 @@
-"""The store: the Store interface and its two backends, chosen by URL with open_store.
+"""The store: the Store interface, its two backends (chosen by URL with open_store) and a fake.
 
 Every operation is written once; the drivers only run it:
 
@@ -19,6 +19,7 @@ Every operation is written once; the drivers only run it:
     sqlite.py       driver: steps on one writer thread (savepoint each), reads on another
     postgres.py     driver: steps on psycopg's async pool, in a transaction each
     sqlite_connection.py, postgres_connection.py   connecting, and mapping the errors
+    memory.py       the fake: the same steps on an in-memory SQLite database, inline
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ import pytest
 
 from bridge.records import Attempt, AttemptResult, Claim, DeliveryStatus, NewDelivery, NewEvent
 from bridge.store.base import Store
+from bridge.store.memory import MemoryStore
 from bridge.store.postgres import PostgresStore
 from bridge.store.sqlite import SQLiteStore
 
@@ -46,6 +47,11 @@ def _sqlite(tmp_path: Path) -> Iterator[Store]:
 
 
 @contextlib.contextmanager
+def _memory(tmp_path: Path) -> Iterator[Store]:
+    yield MemoryStore()
+
+
+@contextlib.contextmanager
 def _postgresql(tmp_path: Path) -> Iterator[Store]:
     with scratch_schema() as url:
         yield PostgresStore(url, max_connections=4)
@@ -54,6 +60,7 @@ def _postgresql(tmp_path: Path) -> Iterator[Store]:
 # name -> an unopened store on fresh, empty storage (in a fresh temporary directory), which
 # is thrown away when the context ends
 BACKENDS: dict[str, Callable[[Path], AbstractContextManager[Store]]] = {
+    "memory": _memory,
     "postgresql": _postgresql,
     "sqlite": _sqlite,
 }
