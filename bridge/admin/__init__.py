@@ -1,5 +1,5 @@
 """/admin: the operator's surface (DESIGN §4.1): the JSON API (api.py) behind the bearer
-token, and the HTML pages (pages.py) behind a login with the same token.
+token, and the HTML pages (pages/) behind a login with the same token.
 
 Mounted only when BRIDGE_ADMIN_TOKEN is set: without it every /admin path is a plain 404.
 """
@@ -11,7 +11,7 @@ from starlette.routing import Mount
 from bridge.admin.api import api_routes
 from bridge.admin.auth import AdminAuth
 from bridge.admin.context import AdminContext
-from bridge.admin.pages import page_routes
+from bridge.admin.pages.routes import page_routes
 
 __all__ = ["AdminAuth", "AdminContext", "admin_mount"]
 

@@ -6,13 +6,13 @@
     GET  /admin/events/{id}           detail, rule trace, deliveries and attempts; Replay
     GET  /admin/dead?provider=        dead deliveries, a Retry button each
     GET  /admin/providers             states, Pause and Resume
-    and the buttons' POSTs (pages_actions.py)
+    and the buttons' POSTs (actions.py)
 
 The login with the admin token sets the session cookie (AdminAuth: Secure, HttpOnly,
 SameSite=Strict, Path=/admin); any other page without it answers 303 to the login. Every POST
 carries the session's CSRF token in the field `csrf` (403 without it) and answers 303 back to
-its page with a flash message named in the query string (pages_frame.py). What the pages
-show is what the JSON API answers (bridge.views), masked (pages_render.py).
+its page with a flash message named in the query string (frame.py). What the pages
+show is what the JSON API answers (bridge.views), masked (render.py).
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bridge.admin.context import AdminContext, BadParameter, event_filters
-from bridge.admin.pages_actions import action_routes
-from bridge.admin.pages_chart import activity_chart
-from bridge.admin.pages_frame import PageFrame, form_text, safe_back, see_other
-from bridge.admin.pages_render import ADMIN
+from bridge.admin.pages.actions import action_routes
+from bridge.admin.pages.chart import activity_chart
+from bridge.admin.pages.frame import PageFrame, form_text, safe_back, see_other
+from bridge.admin.pages.render import ADMIN
 from bridge.records import DeliveryStatus, EventStatus
 from bridge.views import delivery_json, describe_failure, event_detail_json, event_summary_json
 

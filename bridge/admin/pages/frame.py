@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from bridge.admin.context import AdminContext
-from bridge.admin.pages_render import ADMIN, PageRenderer
+from bridge.admin.pages.render import ADMIN, PageRenderer
 
 Page = Callable[[Request], Awaitable[Response]]
 Action = Callable[[Request, FormData], Awaitable[Response]]

@@ -10,8 +10,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bridge.admin.pages_frame import PageFrame, back_with_flash, form_text, safe_back
-from bridge.admin.pages_render import ADMIN
+from bridge.admin.pages.frame import PageFrame, back_with_flash, form_text, safe_back
+from bridge.admin.pages.render import ADMIN
 from bridge.config import parse_duration
 from bridge.delivery.steering import pause_provider, replay_event
 from bridge.records import DeliveryStatus
