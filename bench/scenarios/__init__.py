@@ -1,0 +1,10 @@
+"""The scenarios of DESIGN §7, by group: each module's `run(bench)` returns report rows.
+
+ingest.py   ingest-1 (one receiver against A, D, D_full) and ingest-2 (two receivers,
+            SQLite and PostgreSQL)
+e2e.py      e2e (stored events to a fake helpdesk against E; p99 at 200/s offered; the
+            rate limiter holding its rate)
+rules.py    match (10 against 10,000 rules, drained by `worker`) and load (`check`)
+memory.py   memory (RSS after 1,000,000 events) and the soak
+common.py   what they share: options, the run's directory, starting things, measuring
+"""

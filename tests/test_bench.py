@@ -1,0 +1,147 @@
+"""The benchmark harness's pure parts: wrk output parsing, medians and ratios, the README
+section, the generated rules. No wrk, no servers, nothing timed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bench import payload, product
+from bench.load import LoadError, lua_script, parse_wrk
+from bench.report import (
+    BEGIN,
+    END,
+    Row,
+    median,
+    paired_ratio,
+    percentile,
+    replace_section,
+    section,
+    slope_per_minute,
+    table,
+)
+
+WRK_OUTPUT = """Running 10s test @ http://127.0.0.1:8000/hooks/bench
+  1 threads and 32 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency    12.01ms    3.20ms  48.10ms   80.00%
+  25000 requests in 10.00s, 4.10MB read
+Requests/sec:   2500.00
+Transfer/sec:    420.00KB
+BENCH_JSON {"requests": 25000, "duration_us": 10000000, "errors": {"connect": 0, "read": 1, \
+"write": 0, "status": 2, "timeout": 0}, "latency_us": {"p50": 11500, "p99": 30250, "max": 48100}}
+"""
+
+
+def test_parse_wrk_reads_the_lua_done_line() -> None:
+    result = parse_wrk(WRK_OUTPUT)
+    assert result.requests == 25000
+    assert result.seconds == 10.0
+    assert result.per_second == 2500.0
+    assert result.p50_ms == 11.5
+    assert result.p99_ms == 30.25
+    assert result.errors == 3
+
+
+def test_parse_wrk_without_the_line_says_so() -> None:
+    with pytest.raises(LoadError, match="BENCH_JSON"):
+        parse_wrk("Running 10s test @ http://127.0.0.1:1/\nunable to connect\n")
+
+
+def test_lua_script_sets_headers_and_a_delivery_id_per_request() -> None:
+    script = lua_script(
+        body_file=Path("/tmp/body.json"),
+        headers={"x-hub-signature-256": "sha256=ab"},
+        prefix="run1",
+        limit=0,
+    )
+    assert 'wrk.headers["x-hub-signature-256"] = "sha256=ab"' in script
+    assert 'wrk.headers["X-GitHub-Delivery"] = "run1"' in script
+    assert "function done(" in script
+    assert "function response(" not in script  # no per-response cost in timed runs
+    limited = lua_script(body_file=Path("/b"), headers={}, prefix="p", limit=500)
+    assert "answered >= 500" in limited and "os.exit" in limited
+
+
+def test_median_and_paired_ratio() -> None:
+    assert median([]) is None
+    assert median([3.0, 1.0, 2.0]) == 2.0
+    assert median([1.0, 2.0, 3.0, 10.0]) == 2.5
+    # per-round ratios 0.5, 0.8, 1.0: the median of those, not the ratio of the medians
+    assert paired_ratio([50.0, 80.0, 100.0], [100.0, 100.0, 100.0]) == 0.8
+    assert paired_ratio([1.0], [0.0]) is None
+    assert paired_ratio([], []) is None
+
+
+def test_percentile_by_nearest_rank() -> None:
+    values = [float(n) for n in range(1, 101)]
+    assert percentile(values, 50) == 50.0
+    assert percentile(values, 99) == 99.0
+    assert percentile([7.0], 99) == 7.0
+    assert percentile([], 99) is None
+
+
+def test_slope_per_minute() -> None:
+    assert slope_per_minute([(0.0, 50.0), (30.0, 51.0), (60.0, 52.0)]) == pytest.approx(2.0)
+    assert slope_per_minute([(0.0, 50.0)]) is None
+
+
+def test_readme_section_is_appended_then_replaced() -> None:
+    text = "# Benchmarks\n\n## Choosing the PostgreSQL driver\n\nkept\n"
+    rows = [Row(scenario="ingest-1", what="A", rate=1234.5, p99_ms=2.0, met=True)]
+    first = replace_section(text, section(rows, command="python -m bench", about="m"))
+    assert first.startswith(text.rstrip("\n"))
+    assert first.count(BEGIN) == 1 and first.count(END) == 1
+    assert "| ingest-1 | A | 1,234 req/s | 2.0 |" in first  # 1,234.5 rounds to even
+    again = replace_section(first, section([], command="python -m bench --quick", about="m"))
+    assert again.count(BEGIN) == 1
+    assert "ingest-1" not in again and "--quick" in again
+    assert "kept" in again
+
+
+def test_table_marks_skips_and_targets() -> None:
+    text = table(
+        [
+            Row(scenario="ingest-2", what="PostgreSQL", note="skipped: no PostgreSQL"),
+            Row(scenario="e2e", what="w", rate=10.0, unit="ev/s", target="≥0.70 of E", met=False),
+        ]
+    )
+    assert "PostgreSQL (skipped: no PostgreSQL)" in text
+    assert "| 10 ev/s |" in text and "| NO |" in text
+
+
+@pytest.mark.parametrize("count", [1, 10, 10_000])
+def test_rules_yaml_has_count_rules_and_only_the_last_matches(count: int) -> None:
+    rules = yaml.safe_load(product.rules_yaml(count))["rules"]
+    assert len(rules) == count
+    assert len({rule["name"] for rule in rules}) == count
+    matching = [r for r in rules if r["when"]["body.type"] == payload.EVENT_TYPE]
+    assert matching == [rules[-1]]
+
+
+def test_rules_yaml_needs_a_rule() -> None:
+    with pytest.raises(ValueError):
+        product.rules_yaml(0)
+
+
+def test_write_config_is_a_loadable_configuration(tmp_path: Path) -> None:
+    from bridge.config import draft_config
+
+    rules, templates = product.write_config(
+        tmp_path,
+        rules=3,
+        provider=product.http_provider(
+            "http://127.0.0.1:9/t", rate_limit={"per_second": 50, "burst": 1}, timestamps=True
+        ),
+    )
+    draft = draft_config(rules, templates, {payload.SECRET_ENV: payload.SECRET})
+    assert draft.config is not None and not draft.problems
+
+
+def test_body_is_2159_bytes_of_json() -> None:
+    data = payload.body()
+    assert len(data) == 2159
+    assert json.loads(data)["type"] == payload.EVENT_TYPE
