@@ -1,5 +1,9 @@
-"""build_app(...) -> the Starlette application: receiver, health, metrics, and the worker's
-lifetime."""
+"""build_app(...) -> the service's ASGI app: the receiver in front, and a Starlette app
+for health, metrics, the admin and the worker's lifetime.
+
+    /hooks/...   Receiver (an ASGI app of its own: the hot path meets no router)
+    anything else, and the lifespan   Starlette
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bridge.admin import AdminAuth, AdminContext, admin_mount
 from bridge.delivery.worker import Worker
@@ -43,7 +48,7 @@ def build_app(
     client: httpx.AsyncClient | None = None,
     admin_token: str | None = None,
     metrics: Metrics | None = None,
-) -> Starlette:
+) -> ASGIApp:
     """The service's ASGI app. It opens the store on startup and runs the worker (when given)
     beside the receiver; on shutdown the worker gets defaults.shutdown_grace to finish, then
     the store and the providers' HTTP client are closed. With `admin_token`, /admin serves
@@ -93,13 +98,7 @@ def build_app(
             if client is not None:
                 await client.aclose()
 
-    # the receiver answers every method itself: 404 for an unknown source, 405 for a known one
-    every = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
     routes: list[BaseRoute] = [
-        Route(path, receiver.handle, methods=every) for path in receiver.sources
-    ]
-    routes += [
-        Route("/hooks/{source}", receiver.handle, methods=every),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_text, methods=["GET"]),
@@ -113,8 +112,24 @@ def build_app(
             wake=worker.wake if worker else (lambda: None),
         )
         routes.append(admin_mount(ctx))
-    return Starlette(
+    rest = Starlette(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error},
     )
+    return Front(receiver, rest)
+
+
+class Front:
+    """Sends what the receiver answers (every method: 404 for an unknown source, 405 for a
+    known one) to it, and everything else, the lifespan included, to `rest`."""
+
+    def __init__(self, receiver: Receiver, rest: ASGIApp) -> None:
+        self.receiver = receiver
+        self.rest = rest
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.receiver.answers(scope["path"]):
+            await self.receiver(scope, receive, send)
+        else:
+            await self.rest(scope, receive, send)

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 @dataclass(frozen=True, kw_only=True)
 class RawRequest:
     method: str
-    url: str  # as this server saw it (scheme://host/path?query)
+    # as the sender called it (scheme://host/path?query); the receiver fills it in only for
+    # a verifier that reads it (Verifier.reads_url), and leaves it empty otherwise
+    url: str
     headers: Mapping[str, str]  # lower-case names; repeated headers joined with ", "
     query: tuple[tuple[str, str], ...]  # every pair, in order, repeats kept
     body: bytes

@@ -223,6 +223,7 @@ class HmacVerifier(Verifier):
         self.prefix = prefix
         self.encoding = encoding
         self.message = compile_message(message)
+        self.reads_url = self.message.uses_url
         uses_timestamp = self.message.uses_timestamp
         self.has_timestamp = has_timestamp = bool(self.timestamp_key or self.timestamp_headers)
         if uses_timestamp and not has_timestamp:

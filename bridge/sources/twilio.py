@@ -70,6 +70,7 @@ def signature_algorithm(request: RawRequest) -> str:
 
 class TwilioVerifier(Verifier):
     secret_headers = frozenset({"x-twilio-signature"})
+    reads_url = True
 
     def __init__(self, *, secrets: Sequence[str], public_url: str | None = None) -> None:
         if not secrets:

@@ -40,6 +40,8 @@ class Verifier(abc.ABC):
     secret_query: frozenset[str] = frozenset()
     #: form fields of the body that carry a secret: redacted when stored
     secret_fields: frozenset[str] = frozenset()
+    #: whether `verify` reads RawRequest.url (the receiver builds it only then)
+    reads_url: bool = False
 
     @abc.abstractmethod
     def verify(self, request: RawRequest, *, now: float) -> None:
