@@ -10,6 +10,7 @@ stores it first.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from bridge.exceptions import StoreError
@@ -19,19 +20,31 @@ from bridge.store.rows import delivery_params, dumps, event_from_row
 from bridge.store.steps import Step, execute, first, many, rows
 
 
-def ingest(
-    events: Sequence[dict[str, Any]], *, window: float, now: float
-) -> Step[list[IngestResult]]:
+@dataclass(frozen=True)
+class Arrival:
+    """One event to ingest: its row, and the dedupe window at the time it arrived."""
+
+    event: dict[str, Any]
+    window: float
+    now: float
+
+
+def ingest(arrivals: Sequence[Arrival]) -> Step[list[IngestResult]]:
+    """Each event stored, or the id of the event inside its window that has its dedupe key
+    (an earlier one of the same batch included); the new ones written by one statement."""
     results = []
-    for event in events:
+    new = []
+    for arrival in arrivals:
+        event, now = arrival.event, arrival.now
         key = event["dedupe_key"]
         if key is not None:
-            held_by = yield from _first_with_key(event, key, since=now - window, now=now)
+            held_by = yield from _first_with_key(event, key, since=now - arrival.window, now=now)
             if held_by is not None:
                 results.append(IngestResult(event_id=held_by, duplicate=True))
                 continue
-        yield from execute("insert_event", **event)
+        new.append(event)
         results.append(IngestResult(event_id=event["id"], duplicate=False))
+    yield from many("insert_event", new)
     return results
 
 

@@ -14,11 +14,13 @@ import time
 from typing import TypeVar
 
 from bridge.exceptions import StoreError, StoreUnavailable
+from bridge.records import IngestResult
+from bridge.store.intake import Arrival
 from bridge.store.schema import apply_migrations, load_migrations
 from bridge.store.sqlite import drive
 from bridge.store.sqlite_connection import map_error
 from bridge.store.store import SQLStore
-from bridge.store.writer import Write
+from bridge.store.writer import Batch, Write
 
 T = TypeVar("T")
 
@@ -59,5 +61,7 @@ class MemoryStore(SQLStore):
         connection.commit()
         return value
 
-    _ingest = _write
+    async def _ingest(self, batch: Batch[Arrival, IngestResult]) -> list[IngestResult]:
+        return await self._write(batch)
+
     _read = _write

@@ -27,6 +27,8 @@ from typing import Any, TypeVar, cast
 import psycopg
 
 from bridge.exceptions import StoreError, StoreUnavailable
+from bridge.records import IngestResult
+from bridge.store.intake import Arrival
 from bridge.store.postgres_connection import (
     Connection,
     Credentials,
@@ -41,7 +43,7 @@ from bridge.store.schema import apply_migrations, load_migrations
 from bridge.store.statements import STATEMENTS
 from bridge.store.steps import Query, Request, Result, Step
 from bridge.store.store import SQLStore
-from bridge.store.writer import GroupCommitWriter, Outcome, Write, failed
+from bridge.store.writer import Batch, GroupCommitWriter, Outcome, Write, failed
 
 T = TypeVar("T")
 
@@ -167,10 +169,10 @@ class PostgresStore(SQLStore):
         except psycopg.Error as exc:
             raise_mapped(exc, self._credentials)
 
-    async def _ingest(self, write: Write[T]) -> T:
+    async def _ingest(self, batch: Batch[Arrival, IngestResult]) -> list[IngestResult]:
         if self._writer is None:
             raise StoreUnavailable("the store is not open")
-        return await self._writer.run(write)
+        return await self._writer.run(batch)
 
     async def _read(self, write: Write[T]) -> T:
         """Run the step, one statement, on its own (a statement is its own snapshot)."""

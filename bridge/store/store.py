@@ -1,7 +1,7 @@
 """SQLStore: the Store written once over steps; a driver (sqlite.py, postgres.py) says only
 how a step runs: `_write` (a transaction; on SQLite the group-commit writer's), `_ingest`
-(the group-commit writer), `_read` (one statement, or one snapshot on SQLite) and `_snapshot`
-(several reads on one snapshot).
+(a Batch of events, on the group-commit writer), `_read` (one statement, or one snapshot on
+SQLite) and `_snapshot` (several reads on one snapshot).
 """
 
 from __future__ import annotations
@@ -31,9 +31,10 @@ from bridge.records import (
 )
 from bridge.store import claims, intake, pacing, queues, reading
 from bridge.store.base import Store
+from bridge.store.intake import Arrival
 from bridge.store.rows import event_params
 from bridge.store.steps import execute
-from bridge.store.writer import Write
+from bridge.store.writer import Batch, Write
 
 T = TypeVar("T")
 
@@ -45,7 +46,7 @@ class SQLStore(Store):
     async def _write(self, write: Write[T]) -> T: ...
 
     @abc.abstractmethod
-    async def _ingest(self, write: Write[T]) -> T: ...
+    async def _ingest(self, batch: Batch[Arrival, IngestResult]) -> list[IngestResult]: ...
 
     @abc.abstractmethod
     async def _read(self, write: Write[T]) -> T: ...
@@ -66,10 +67,8 @@ class SQLStore(Store):
     ) -> list[IngestResult]:
         if not events:
             return []
-        rows = [event_params(event) for event in events]
-        return await self._ingest(
-            functools.partial(intake.ingest, rows, window=dedupe_window, now=now)
-        )
+        arrivals = [Arrival(event_params(event), dedupe_window, now) for event in events]
+        return await self._ingest(Batch(intake.ingest, arrivals))
 
     async def claim_unrouted(self, *, now: float, limit: int, lease: float) -> list[StoredEvent]:
         if limit <= 0:

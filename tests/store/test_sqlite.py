@@ -35,6 +35,7 @@ class CommitGate:
         self.commits = 0
         self.fail_next: sqlite3.Error | None = None
         self.statements: list[str] = []
+        self.threads: list[str] = []  # the thread each statement ran on
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -47,6 +48,7 @@ class CommitGate:
         class GatedConnection(sqlite3.Connection):
             def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
                 gate.statements.append(sql)
+                gate.threads.append(threading.current_thread().name)
                 return super().execute(sql, *args)
 
             def commit(self) -> None:
@@ -186,7 +188,9 @@ def test_a_failing_operation_is_rolled_back_alone_and_the_batch_commits(
             asyncio.gather(*tasks, blocker, return_exceptions=True), BOUND
         )
 
-        assert gate.commits - before == 2  # the blocker's, then one for the whole batch
+        # the blocker's; the batch's, where the three ingests share one step that fails; then
+        # the three again, each alone, in one more transaction
+        assert gate.commits - before == 3
         assert results[0] == [IngestResult(event_id=good1.id, duplicate=False)]
         assert isinstance(results[1], StoreError)
         assert not isinstance(results[1], sqlite3.Error)
@@ -198,6 +202,46 @@ def test_a_failing_operation_is_rolled_back_alone_and_the_batch_commits(
             [make_event(dedupe_key="undone")], dedupe_window=WINDOW, now=T0
         )
         assert not again.duplicate  # its dedupe row was rolled back too
+
+    run(main())
+
+
+def test_ingests_queued_together_share_one_step_and_see_each_others_keys(
+    run: Run[Any], gated_store: SQLiteStore, gate: CommitGate
+) -> None:
+    async def main() -> None:
+        gate.close()
+        blocker = asyncio.create_task(
+            gated_store.ingest([make_event()], dedupe_window=WINDOW, now=T0)
+        )
+        await wait_until_blocked(gate)
+        first, again, other = (
+            make_event(dedupe_key="k"),
+            make_event(dedupe_key="k"),
+            make_event(),
+        )
+        tasks = [
+            asyncio.create_task(gated_store.ingest([e], dedupe_window=WINDOW, now=T0))
+            for e in (first, again, other)
+        ]
+        for _ in range(10):
+            await asyncio.sleep(0)
+        before, mark = gate.commits, len(gate.statements)
+        gate.open.set()
+        results = await asyncio.wait_for(asyncio.gather(*tasks, blocker), BOUND)
+
+        assert gate.commits - before == 2  # the blocker's, then one for the three
+        ran = list(zip(gate.statements[mark:], gate.threads[mark:], strict=True))
+        assert [sql for sql, _ in ran if sql.startswith("SAVEPOINT")] == ["SAVEPOINT op_0"]
+        # the write lock is taken on the writer thread, the ingest's statements run on the loop
+        assert [thread for sql, thread in ran if sql == "BEGIN IMMEDIATE"] == ["sqlite-writer_0"]
+        assert {thread for sql, thread in ran if "dedupe" in sql} == {"MainThread"}
+        assert results[:3] == [
+            [IngestResult(event_id=first.id, duplicate=False)],
+            [IngestResult(event_id=first.id, duplicate=True)],  # the first one's key
+            [IngestResult(event_id=other.id, duplicate=False)],
+        ]
+        assert await gated_store.get_event(again.id) is None
 
     run(main())
 
