@@ -6,12 +6,13 @@ import argparse
 import asyncio
 import os
 import signal
-
-import httpx
+from collections.abc import Coroutine
+from typing import Any
 
 from bridge.cli.common import _load
 from bridge.logs import configure_logging
 from bridge.metrics import Metrics
+from bridge.providers.client import delivery_client
 from bridge.store import open_store
 
 
@@ -21,7 +22,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from bridge.app import build_app
     from bridge.delivery.worker import Worker
 
-    client = httpx.AsyncClient()
+    client = delivery_client()
     service = _load(args, client)
     admin_token = os.environ.get("BRIDGE_ADMIN_TOKEN") or None
     secrets = service.config.secrets | ({admin_token} if admin_token else set())
@@ -53,7 +54,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from bridge.delivery.worker import Worker
 
-    client = httpx.AsyncClient()
+    client = delivery_client()
     service = _load(args, client)
     configure_logging(args.log_level, secrets=service.config.secrets)
 
@@ -71,4 +72,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
             await client.aclose()
         return 0
 
-    return asyncio.run(run())
+    return run_loop(run())
+
+
+def run_loop(main: Coroutine[Any, Any, int]) -> int:
+    """`main` on uvloop where it is installed (uvicorn[standard] brings it, and `serve` runs
+    on it too), else on asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover (not on Windows)
+        return asyncio.run(main)
+    return uvloop.run(main)

@@ -156,11 +156,19 @@ class Worker:
 
     async def route_pending(self) -> bool:
         events = await self.store.claim_unrouted(now=self.clock(), limit=64, lease=self.lease)
-        for event in events:
-            now = self.clock()
-            routing = route_event(self.service, event, now=now, new_id=partial(new_id, "dlv"))
-            routing = replace(routing, only_if_unrouted=True)
-            if not await self.store.save_routing(routing, now=now):
+        now = self.clock()
+        routings = [
+            replace(
+                route_event(self.service, event, now=now, new_id=partial(new_id, "dlv")),
+                only_if_unrouted=True,
+            )
+            for event in events
+        ]
+        # saved together, so that they share the writer's transactions instead of waiting for
+        # a commit each; the store queues each delivery by its event's arrival all the same
+        saved = await asyncio.gather(*(self.store.save_routing(r, now=now) for r in routings))
+        for event, routing, kept in zip(events, routings, saved, strict=True):
+            if not kept:
                 continue  # another worker routed it while this one's lease ran out
             for new in routing.deliveries:
                 if new.status is DeliveryStatus.DEAD:  # its action could not be rendered

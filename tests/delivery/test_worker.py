@@ -15,6 +15,7 @@ from bridge.delivery.worker import Worker
 from bridge.records import DeliveryStatus, EventStatus, HoldState
 from bridge.service import load_service
 from bridge.store import open_store
+from bridge.store.memory import MemoryStore
 from tests.helpers import shop_event, write_tree
 
 CONFIG = {
@@ -198,3 +199,41 @@ def test_a_pause_and_an_open_circuit_are_logged_with_the_delivery_that_caused_th
     assert record.state == "circuit_open" and record.provider == "desk"
     assert record.delivery_id in {d.deliveries[0].id for d in details}
     assert "3 retryable failures in a row" in record.getMessage()
+
+
+def test_the_routings_of_claimed_events_are_saved_together(tmp_path, monkeypatch):
+    """A round's routings go to the store at once, so they share the writer's transactions
+    (one commit each made routing wait for every fsync in turn)."""
+    monkeypatch.setenv("DESK_TOKEN", "desk-secret-987")
+    root = write_tree(tmp_path, CONFIG)
+    in_flight, most = 0, 0
+
+    async def go() -> list[EventStatus]:
+        nonlocal in_flight, most
+        store = MemoryStore()
+        save = store.save_routing
+
+        async def counting(routing, *, now):
+            nonlocal in_flight, most
+            in_flight += 1
+            most = max(most, in_flight)
+            try:
+                await asyncio.sleep(0)  # let the others start before this one ends
+                return await save(routing, now=now)
+            finally:
+                in_flight -= 1
+
+        store.save_routing = counting  # type: ignore[method-assign]
+        await store.open()
+        try:
+            events = [shop_event(i, {"id": i}) for i in range(5)]
+            await store.ingest(events, dedupe_window=60, now=1e9)
+            async with httpx.AsyncClient() as client:
+                service = load_service(root / "rules", root / "templates", os.environ, client)
+                assert await Worker(service=service, store=store).route_pending()
+            return [(await store.get_event(e.id)).event.status for e in events]
+        finally:
+            await store.close()
+
+    assert asyncio.run(go()) == [EventStatus.ACCEPTED] * 5  # routed, deliveries pending
+    assert most == 5

@@ -1,0 +1,43 @@
+"""The providers' HTTP client: requests spread over several small connection pools."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from bridge.providers.client import POOLS, SpreadTransport, delivery_client
+
+
+def test_requests_take_the_pools_in_turn() -> None:
+    seen: list[str] = []
+
+    def pool(name: str) -> httpx.MockTransport:
+        def answer(request: httpx.Request) -> httpx.Response:
+            seen.append(name)
+            return httpx.Response(201, json={"id": name})
+
+        return httpx.MockTransport(answer)
+
+    async def go() -> list[int]:
+        transport = SpreadTransport([pool("a"), pool("b"), pool("c")])
+        async with httpx.AsyncClient(transport=transport) as client:
+            answers = [await client.post("http://desk.test/tickets", json={}) for _ in range(7)]
+        return [answer.status_code for answer in answers]
+
+    assert asyncio.run(go()) == [201] * 7
+    assert seen == ["a", "b", "c", "a", "b", "c", "a"]
+
+
+def test_a_spread_needs_a_pool() -> None:
+    with pytest.raises(ValueError, match="no transport"):
+        SpreadTransport([])
+
+
+def test_the_delivery_client_spreads_over_its_pools() -> None:
+    client = delivery_client()
+    transport = client._transport  # the one httpx sends through
+    assert isinstance(transport, SpreadTransport)
+    assert len(transport._pools) == POOLS
+    asyncio.run(client.aclose())
