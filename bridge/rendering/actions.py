@@ -133,14 +133,14 @@ class _Compiler:
         self.problems.append(Problem(file=loc.file, line=loc.line, path=loc.path, message=message))
 
     def _string(self, source: str, at: DocPath) -> CompiledTree:
+        if not any(marker in source for marker in _MARKERS):
+            return ConstantTree(value=self.templates.render_plain(source))
         loc = self.config.locate(at)
         try:
             name = f"{loc.file}:{loc.line} {loc.path}"
             compiled = self.templates.compile_string(source, name=name)
         except TemplateProblem as problem:
             return self._report(problem, loc)
-        if not any(marker in source for marker in _MARKERS):
-            return ConstantTree(value=compiled.render({}))  # exactly what Jinja would give
         return TemplateTree(template=compiled)
 
     def _file(self, relpath: Any, at: DocPath) -> CompiledTree:

@@ -24,6 +24,7 @@ from jinja2 import (
     UndefinedError,
     nodes,
 )
+from jinja2.lexer import newline_re
 from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -89,15 +90,28 @@ class Templates:
         )
         self._env.filters.update(FILTERS)
         self._files: dict[str, CompiledTemplate] = {}
+        # the code of each template string compiled so far: rules repeat the same templates
+        # ("{{ body.id }}"), and compiling one costs a couple of milliseconds
+        self._codes: dict[str, Any] = {}
 
     def compile_string(self, source: str, *, name: str) -> CompiledTemplate:
-        try:
-            ast = self._env.parse(source, name, name)
-            code = self._env.compile(ast, name, name)
-        except TemplateSyntaxError as exc:
-            raise TemplateProblem(exc.message or str(exc), line=exc.lineno) from None
-        self._check_references(ast, None, frozenset())
+        code = self._codes.get(source)
+        if code is None:
+            try:
+                ast = self._env.parse(source, name, name)
+                code = self._env.compile(ast, name, name)
+            except TemplateSyntaxError as exc:
+                raise TemplateProblem(exc.message or str(exc), line=exc.lineno) from None
+            self._check_references(ast, None, frozenset())
+            self._codes[source] = code
         return CompiledTemplate(name=name, template=self._template(code))
+
+    @staticmethod
+    def render_plain(source: str) -> str:
+        """What a template without markup ({{, {%, {#) renders to, without compiling it: the
+        text, line ends as Jinja's lexer writes them, less one trailing newline."""
+        text = "\n".join(newline_re.split(source)[::2])
+        return text[:-1] if text.endswith("\n") else text
 
     def compile_expression(self, source: str, *, name: str) -> CompiledExpression:
         try:

@@ -4,6 +4,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bridge.config.model import Config, Defaults, DocPath, Location
 from bridge.exceptions import Problem, RenderError
@@ -401,3 +403,20 @@ def test_rule_context_adds_the_rule_and_shares_the_body(templates: Templates) ->
     assert context["body"] is base["body"]
     out = render(templates, "{{ rule.name }} {{ source }} {{ event.dedupe_key }}", context)
     assert out == "stripe-disputes stripe evt_1"
+
+
+@given(st.text().filter(lambda text: not any(m in text for m in ("{{", "{%", "{#"))))
+def test_text_without_markup_is_what_jinja_renders_without_compiling(text: str) -> None:
+    templates = Templates(Path("/nonexistent"))
+    assert templates.render_plain(text) == templates.compile_string(text, name="t").render({})
+
+
+def test_a_template_string_compiled_again_keeps_its_own_name_in_errors() -> None:
+    templates = Templates(Path("/nonexistent"))
+    first = templates.compile_string("{{ body.missing }}", name="rules/a.yaml:3 ticket.subject")
+    second = templates.compile_string("{{ body.missing }}", name="rules/b.yaml:9 ticket.subject")
+    assert first.template is not second.template
+    with pytest.raises(RenderError) as raised:
+        second.render({"body": {}})
+    assert raised.value.template == "rules/b.yaml:9 ticket.subject"
+    assert raised.value.line == 1
