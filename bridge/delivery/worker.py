@@ -83,6 +83,7 @@ class Worker:
     async def run(self) -> None:
         """Work until stop() is called."""
         log.info("worker started", extra={"action": "worker_start"})
+        self.store.listen(self.wake)  # work committed by other processes (PostgreSQL)
         while not self._stopping:
             self._wakeup.clear()
             try:

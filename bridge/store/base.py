@@ -24,7 +24,7 @@ Semantics every implementation keeps (tests/store/test_contract.py holds them):
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from bridge.config import RateLimit
 from bridge.records import (
@@ -58,6 +58,12 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def ping(self) -> None:
         """Raise StoreUnavailable unless the database answers."""
+
+    def listen(self, wake: Callable[[], None]) -> None:
+        """Call `wake` whenever any process commits new work (events, deliveries, a retry,
+        a provider resumed), while the store is open. PostgreSQL does, by LISTEN/NOTIFY; a
+        store that cannot never calls it, and its workers find such work by polling."""
+        return None
 
     # -- the receiver ---------------------------------------------------------------------
 

@@ -45,6 +45,8 @@ def ingest(arrivals: Sequence[Arrival]) -> Step[list[IngestResult]]:
         new.append(event)
         results.append(IngestResult(event_id=event["id"], duplicate=False))
     yield from many("insert_event", new)
+    if new:
+        yield from execute("notify_work")
     return results
 
 
@@ -92,4 +94,6 @@ def save_routing(routing: Routing, *, now: float) -> Step[bool]:
         event_id=event_id,
     )
     yield from recompute_event_statuses([event_id])
+    if deliveries:
+        yield from execute("notify_work")
     return True

@@ -21,7 +21,10 @@ def hold_provider(hold: ProviderHold) -> Step[None]:
 
 
 def release_provider(provider: str) -> Step[bool]:
-    return (yield from execute("release_hold", provider=provider)) > 0
+    released = (yield from execute("release_hold", provider=provider)) > 0
+    if released:
+        yield from execute("notify_work")
+    return released
 
 
 def provider_holds() -> Step[dict[str, ProviderHold]]:

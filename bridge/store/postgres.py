@@ -10,7 +10,9 @@ write's bad data, a deadlock with another process) it is rolled back and its wri
 one transaction each, so that the bad one fails alone (no savepoint per write: that would cost
 two round trips each while all goes well). How claims and per-key order stay right across
 processes is told in bridge.store.claims and bridge.store.queues; the schema is applied at
-open() under an advisory lock (bridge.store.schema).
+open() under an advisory lock (bridge.store.schema). Workers of every process wake when work
+is committed anywhere: the steps that make new work NOTIFY, and `listen` LISTENs on a
+connection of its own.
 
 The URL is libpq's: `postgresql://user:password@host:5432/dbname?sslmode=require`, with
 `options=-csearch_path%3Dschema` to keep the tables in a schema of their own. Errors name
@@ -19,9 +21,11 @@ the server as `postgresql://user@host:port/dbname`, never with the password.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
 
 import psycopg
@@ -50,6 +54,9 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BATCH = 256
+CHANNEL = "ticketbridge"  # what queries.sql's notify_work notifies
+LISTEN_RETRY = 1.0  # seconds before listening again after a lost connection; doubling, up to
+LISTEN_RETRY_CAP = 30.0
 _SQL = STATEMENTS["postgres"]
 _NOTHING = Result(rows=[], rowcount=0)
 
@@ -112,6 +119,8 @@ class PostgresStore(SQLStore):
         self._max_batch = max_batch
         self._pool: Pool | None = None
         self._writer: GroupCommitWriter | None = None
+        self._wakes: list[Callable[[], None]] = []
+        self._listener: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
@@ -142,11 +151,18 @@ class PostgresStore(SQLStore):
             raise_mapped(exc, self._credentials)
         self._pool = pool
         self._writer = GroupCommitWriter(self._commit, max_batch=self._max_batch, name="postgres")
+        if self._wakes:
+            self._start_listening()
 
     async def close(self) -> None:
         """Commit what is queued, then close the pool. Closing twice is harmless."""
         writer, self._writer = self._writer, None
         pool, self._pool = self._pool, None
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
         if pool is None:
             return
         try:
@@ -154,6 +170,44 @@ class PostgresStore(SQLStore):
                 await writer.close()
         finally:
             await pool.close()
+
+    def listen(self, wake: Callable[[], None]) -> None:
+        self._wakes.append(wake)
+        if self._pool is not None and self._listener is None:
+            self._start_listening()
+
+    def _start_listening(self) -> None:
+        self._listener = asyncio.get_running_loop().create_task(
+            self._listen(), name="postgres-listen"
+        )
+
+    async def _listen(self) -> None:
+        """LISTEN on a connection of its own, calling the wakes on every notification; a
+        lost connection is opened again (a second later, then less often), and the wakes are
+        called once it is back, for whatever was committed while it was gone."""
+        pause = LISTEN_RETRY
+        while True:
+            try:
+                connection = await connect(self._credentials, timeout=self._timeout)
+            except StoreError as exc:
+                log.warning("cannot listen for new work", extra={"error": str(exc)})
+            else:
+                try:
+                    await connection.execute(f"LISTEN {CHANNEL}")
+                    pause = LISTEN_RETRY
+                    self._wake()
+                    async for _ in connection.notifies():
+                        self._wake()
+                except psycopg.Error as exc:
+                    log.warning("stopped listening for new work", extra={"error": str(exc)})
+                finally:
+                    await connection.close()
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, LISTEN_RETRY_CAP)
+
+    def _wake(self) -> None:
+        for wake in self._wakes:
+            wake()
 
     def _open_pool(self) -> Pool:
         if self._pool is None:

@@ -65,6 +65,13 @@ d.provider NOT IN (SELECT provider FROM provider_holds WHERE until > :now)
 -- name: ping
 SELECT max(version) AS version FROM schema_migrations
 
+-- New work for the workers of every process (PostgreSQL delivers a NOTIFY when its transaction
+-- commits, once per channel and payload); SQLite's workers in other processes poll instead.
+-- name: notify_work
+
+-- name: notify_work (postgres)
+SELECT pg_notify('ticketbridge', '')
+
 -- == the receiver ==============================================================================
 
 -- Take the key: new, or older than the window (it points at the new event from then on). No row

@@ -135,4 +135,5 @@ def retry_delivery(delivery_id: str, *, now: float) -> Step[bool]:
     yield from recompute_event_statuses(
         {retried["event_id"], *(row["event_id"] for row in followers)}
     )
+    yield from execute("notify_work")
     return True

@@ -24,7 +24,14 @@ from psycopg.rows import dict_row
 
 from bridge.config import RateLimit
 from bridge.exceptions import StoreError, StoreUnavailable
-from bridge.records import Claim, DeliveryStatus, IngestResult, Routing
+from bridge.records import (
+    Claim,
+    DeliveryStatus,
+    HoldState,
+    IngestResult,
+    ProviderHold,
+    Routing,
+)
 from bridge.store import intake, open_store, postgres
 from bridge.store.postgres import PostgresStore
 from bridge.store.schema import load_migrations
@@ -39,6 +46,8 @@ from .conftest import (
     scratch_schema,
 )
 from .test_contract import WINDOW, ingest_one, route
+
+BOUND = 10.0  # seconds: a notification arrives in milliseconds
 
 PASSWORD = "s3cret-Pa55word"
 
@@ -566,3 +575,24 @@ def test_an_opened_store_from_a_url_works(run: Run[Any], url: str) -> None:
         assert isinstance(claim, Claim)
     finally:
         run(store.close())
+
+
+def test_a_listener_wakes_when_another_process_commits_work(run: Run[Any], url: str) -> None:
+    async def main() -> None:
+        async with opened(url) as receiver, opened(url) as worker:
+            woken = asyncio.Event()
+            worker.listen(woken.set)
+            await asyncio.wait_for(woken.wait(), BOUND)  # once when it starts listening
+            woken.clear()
+            await receiver.ingest([make_event()], dedupe_window=WINDOW, now=T0)
+            await asyncio.wait_for(woken.wait(), BOUND)  # the event
+            woken.clear()
+            await receiver.hold_provider(
+                ProviderHold(
+                    provider="desk", state=HoldState.PAUSED, since=T0, until=T0 + 60, reason="x"
+                )
+            )
+            assert await receiver.release_provider("desk")
+            await asyncio.wait_for(woken.wait(), BOUND)  # the provider resumed
+
+    run(main())
