@@ -46,6 +46,30 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
+def family(pid: int) -> list[int]:
+    """`pid` and every process descended from it."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        parents.setdefault(parent, []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(parents.get(current, []))
+    return found
+
+
+def _alive_or_zero(read: Callable[[int], float | int], pid: int) -> float:
+    try:
+        return read(pid)
+    except (OSError, IndexError, ValueError):
+        return 0  # it ended meanwhile
+
+
 def http_ok(url: str) -> bool:
     """Whether GET `url` answers 2xx within a second."""
     try:
@@ -69,10 +93,11 @@ class Running:
         return self.process.pid
 
     def cpu(self) -> float:
-        return cpu_seconds(self.pid)
+        """Of the process and its descendants (`serve --processes N` runs N children)."""
+        return sum(_alive_or_zero(cpu_seconds, pid) for pid in family(self.pid))
 
     def rss(self) -> int:
-        return rss_bytes(self.pid)
+        return int(sum(_alive_or_zero(rss_bytes, pid) for pid in family(self.pid)))
 
     def alive(self) -> bool:
         return self.process.poll() is None

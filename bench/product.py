@@ -118,12 +118,15 @@ def _config(rules: Path, templates: Path, db: str) -> list[str]:
     return ["--rules", str(rules), "--templates", str(templates), "--db", db]
 
 
-def serve(rules: Path, templates: Path, *, db: str, log: Path, worker: bool = True) -> Running:
+def serve(
+    rules: Path, templates: Path, *, db: str, log: Path, worker: bool = True, processes: int = 1
+) -> Running:
     """`ticketbridge serve` on a free port, once /readyz answers."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     arguments = ["serve", *_config(rules, templates, db), "--host", "127.0.0.1"]
     arguments += ["--port", str(port), *([] if worker else ["--no-worker"])]
+    arguments += ["--processes", str(processes)]
     return start(
         _bridge(arguments),
         log=log,

@@ -23,6 +23,7 @@ from bridge.cli.common import (
     _add_db,
     _duration,
     _load,
+    _positive,
     _with_store,
 )
 from bridge.cli.dryrun import cmd_check, cmd_try
@@ -74,6 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     serve.add_argument(
         "--no-worker", action="store_true", help="receive only; run `worker` elsewhere"
+    )
+    serve.add_argument(
+        "--processes",
+        type=_positive,
+        default=os.environ.get("BRIDGE_PROCESSES", "1"),
+        metavar="N",
+        help="N receiver processes on one port (BRIDGE_PROCESSES); each runs a worker "
+        "unless --no-worker",
     )
 
     worker = commands.add_parser("worker", help="deliver stored events without receiving")

@@ -7,31 +7,87 @@ import asyncio
 import os
 import signal
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any
+
+from starlette.types import ASGIApp
 
 from bridge.cli.common import _load
 from bridge.logs import configure_logging
 from bridge.metrics import Metrics
 from bridge.providers.client import delivery_client
+from bridge.service import load_service
 from bridge.store import open_store
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    server = {
+        "host": args.host,
+        "port": args.port,
+        "log_config": None,
+        "access_log": False,
+        "proxy_headers": False,
+        "server_header": False,
+    }
+    if args.processes <= 1:
+        app = serve_app(args.rules, args.templates, args.db, args.log_level, not args.no_worker)
+        uvicorn.run(app, **server)
+        return 0
+    # N processes on one socket (uvicorn's supervisor): the configuration is checked here once,
+    # so a bad one stops before any process starts, then each builds its own app from it
+    _load(args)
+    configure_logging(args.log_level)
+    os.environ.update(
+        {
+            "BRIDGE_RULES": str(Path(args.rules).resolve()),
+            "BRIDGE_TEMPLATES": str(Path(args.templates).resolve()),
+            "BRIDGE_DATABASE_URL": args.db,
+            "BRIDGE_LOG_LEVEL": args.log_level,
+            _WITH_WORKER: "0" if args.no_worker else "1",
+        }
+    )
+    uvicorn.run(
+        "bridge.cli.running:app_from_environment",
+        factory=True,
+        workers=args.processes,
+        **server,
+    )
+    return 0
+
+
+_WITH_WORKER = "BRIDGE_SERVE_WITH_WORKER"  # set by `serve --processes N` for its processes
+
+
+def app_from_environment() -> ASGIApp:
+    """The app of one process of `serve --processes N`, from what serve put in the
+    environment."""
+    env = os.environ
+    return serve_app(
+        env["BRIDGE_RULES"],
+        env["BRIDGE_TEMPLATES"],
+        env["BRIDGE_DATABASE_URL"],
+        env["BRIDGE_LOG_LEVEL"],
+        env[_WITH_WORKER] == "1",
+    )
+
+
+def serve_app(rules: str, templates: str, db: str, log_level: str, with_worker: bool) -> ASGIApp:
+    """The receiver, with a worker beside it unless `with_worker` is false."""
     from bridge.app import build_app
     from bridge.delivery.worker import Worker
 
     client = delivery_client()
-    service = _load(args, client)
+    service = load_service(Path(rules), Path(templates), os.environ, client)
     admin_token = os.environ.get("BRIDGE_ADMIN_TOKEN") or None
     secrets = service.config.secrets | ({admin_token} if admin_token else set())
-    configure_logging(args.log_level, secrets=secrets)
-    store = open_store(args.db)
+    configure_logging(log_level, secrets=secrets)
+    store = open_store(db)
     config = service.config
     metrics = Metrics(sources=config.sources, providers=config.providers)
-    worker = None if args.no_worker else Worker(service=service, store=store, metrics=metrics)
-    app = build_app(
+    worker = Worker(service=service, store=store, metrics=metrics) if with_worker else None
+    return build_app(
         service=service,
         store=store,
         worker=worker,
@@ -39,16 +95,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         admin_token=admin_token,
         metrics=metrics,
     )
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_config=None,
-        access_log=False,
-        proxy_headers=False,
-        server_header=False,
-    )
-    return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
