@@ -30,6 +30,7 @@ from bridge.config.model import (
     Defaults,
     DocPath,
     Location,
+    Locations,
     ProviderConfig,
     RateLimit,
     RetryPolicy,
@@ -187,7 +188,7 @@ class _Merged:
     data: dict[str, Any] = field(
         default_factory=lambda: {"rules": []} | {k: {} for k in NAMED_SECTIONS}
     )
-    locations: dict[DocPath, Location] = field(default_factory=dict)
+    locations: Locations = field(default_factory=Locations)
     problems: list[Problem] = field(default_factory=list)
 
 
@@ -216,7 +217,9 @@ def _merge(documents: list[YamlDocument]) -> _Merged:
                 continue
             if value is None:
                 continue
-            merged.locations.setdefault((section,), where((section,)))
+            if (section,) not in merged.locations:
+                line = lines.get((section,), 1)
+                merged.locations.add((section,), file=document.file, line=line, written=(section,))
             if section == "rules":
                 if not isinstance(value, list):
                     reject((section,), "rules must be a list of rules")
@@ -239,10 +242,15 @@ def _merge(documents: list[YamlDocument]) -> _Merged:
                     continue
                 merged.data[section][name] = entry
                 accepted[(section, name)] = (section, name)
-        for path in lines:
+        for path, line in lines.items():
             target = accepted.get(path[:2])
             if target is not None:
-                merged.locations[target + path[2:]] = where(path)
+                merged.locations.add(
+                    target + path[2:] if target != path[:2] else path,
+                    file=document.file,
+                    line=line,
+                    written=path,
+                )
     return merged
 
 
@@ -288,7 +296,7 @@ def _build(
     data: dict[str, Any],
     *,
     skip: set[DocPath],
-    locations: dict[DocPath, Location],
+    locations: Mapping[DocPath, Location],
     schemas: Mapping[str, dict[str, Any]],
     rules_dir: Path,
     templates_dir: Path,

@@ -8,7 +8,7 @@ them (and report their own problems with these locations).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,32 @@ class Location:
     file: str
     line: int
     path: str
+
+
+class Locations(Mapping[DocPath, Location]):
+    """Where each merged-document path was written: kept as (file, line, in-file path) and
+    made a Location only when asked for, since a configuration of 10,000 rules has some
+    100,000 paths and is asked for a few."""
+
+    def __init__(self) -> None:
+        self._places: dict[DocPath, tuple[str, int, DocPath]] = {}
+
+    def add(self, path: DocPath, *, file: str, line: int, written: DocPath) -> None:
+        """`path` of the merged document was written at `written` in `file`, at `line`."""
+        self._places[path] = (file, line, written)
+
+    def __getitem__(self, path: DocPath) -> Location:
+        file, line, written = self._places[path]
+        return Location(file=file, line=line, path=format_path(written))
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._places
+
+    def __iter__(self) -> Iterator[DocPath]:
+        return iter(self._places)
+
+    def __len__(self) -> int:
+        return len(self._places)
 
 
 @dataclass(frozen=True, kw_only=True)
