@@ -183,7 +183,8 @@ class ProviderHold:
     @property
     def until_resumed(self) -> bool:
         """An operator's pause with no end: it lasts until someone resumes the provider."""
-        return self.until - self.since >= UNTIL_RESUMED
+        # half the span, not all of it: `since + UNTIL_RESUMED - since` need not round back exactly
+        return self.until - self.since >= UNTIL_RESUMED / 2
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
-from bridge.records import Delivery, DeliveryStatus, HoldState, ProviderHold
+from bridge.records import UNTIL_RESUMED, Delivery, DeliveryStatus, HoldState, ProviderHold
 from bridge.views import why
 
 NOW = 1_700_000_000.0
@@ -68,3 +70,19 @@ def hold(state: HoldState, until: float = NOW + 600) -> ProviderHold:
 )
 def test_why_names_the_reason(item, held, expected):
     assert expected in why(item, held, now=NOW)
+
+
+@hypothesis.given(now=st.floats(min_value=0, max_value=4e9))
+def test_a_pause_until_resumed_reads_so_at_any_moment(now):
+    """`now + UNTIL_RESUMED - now` does not always round back to UNTIL_RESUMED."""
+    forever = ProviderHold(
+        provider="desk",
+        state=HoldState.PAUSED,
+        since=now,
+        until=now + UNTIL_RESUMED,
+        reason="paused from the admin API",
+    )
+    timed = ProviderHold(
+        provider="desk", state=HoldState.PAUSED, since=now, until=now + 600, reason="paused"
+    )
+    assert forever.until_resumed and not timed.until_resumed
