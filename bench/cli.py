@@ -35,6 +35,8 @@ SCENARIOS: dict[str, Callable[[Bench], list[Row]]] = {
     "memory": memory.run,
 }
 README = Path(__file__).with_name("README.md")
+#: the project's README shows the same table in its "Benchmarks" section
+READMES = (README, README.parent.parent / "README.md")
 DEFAULT_PG = os.environ.get("BRIDGE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
@@ -47,7 +49,7 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=None, help="seconds (default 2)")
     parser.add_argument("--soak-minutes", type=float, default=None, help="default 10")
     parser.add_argument("--quick", action="store_true", help="1 s runs, 1 round: smoke check")
-    parser.add_argument("--no-write", action="store_true", help="do not update bench/README.md")
+    parser.add_argument("--no-write", action="store_true", help="do not update bench/README.md and README.md")
     parser.add_argument("--postgres-url", default=DEFAULT_PG)
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = parser.parse_args(argv)
@@ -136,10 +138,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(table(rows))
     print(f"\n{about}")
     if not args.no_write:
-        README.write_text(
-            replace_section(README.read_text(), section(rows, command=command.strip(), about=about))
-        )
-        print(f"written to {README}", file=sys.stderr)
+        block = section(rows, command=command.strip(), about=about)
+        for readme in READMES:
+            readme.write_text(replace_section(readme.read_text(), block))
+            print(f"written to {readme}", file=sys.stderr)
     return 1 if failed else 0
 
 
