@@ -9,7 +9,9 @@ provider, a provider with a schema problem): one run of `check` reports every pr
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import gc
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,26 @@ def load_service(
     rules_dir: Path, templates_dir: Path, environ: Mapping[str, str], client: httpx.AsyncClient
 ) -> Service:
     """Raise ConfigError with every problem, or return the service ready to run."""
+    with _collector_paused():
+        return _load_service(rules_dir, templates_dir, environ, client)
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Loading 10,000 rules makes millions of objects and no garbage cycles worth finding:
+    the cyclic collector's passes over them were a third of the load time."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _load_service(
+    rules_dir: Path, templates_dir: Path, environ: Mapping[str, str], client: httpx.AsyncClient
+) -> Service:
     draft = draft_config(rules_dir, templates_dir, environ)
     if draft.config is None:
         raise ConfigError(list(draft.problems))

@@ -25,6 +25,7 @@ from bridge.exceptions import Problem
 _FAST_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _TAG = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {_TAG + name for name in ("null", "bool", "int", "float", "str")}
+_STR = _TAG + "str"
 _TIMESTAMP = _TAG + "timestamp"  # kept as the text written: ISO strings are data here
 _MERGE = _TAG + "merge"
 MAX_NODES = 200_000  # a guard against alias bombs ("billion laughs")
@@ -143,6 +144,8 @@ class _Builder:
             self._active.discard(id(node))
 
     def scalar(self, node: ScalarNode, path: DocPath, line: int) -> Any:
+        if node.tag == _STR:  # most values: the text as it is, without the constructor's walk
+            return str(node.value)
         if node.tag == _TIMESTAMP:
             return str(node.value)
         if node.tag not in _SCALAR_TAGS:
