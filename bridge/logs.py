@@ -3,6 +3,10 @@
 Call sites log a short message and put the facts in `extra` (action, event_id, delivery_id,
 rule, provider, outcome, duration_ms, ...). Every configured secret value is replaced by
 [redacted] in the finished line, whatever put it there.
+
+Lines are written in batches (`LineBatches`): a write and a flush for each request's line
+were a tenth of the receiver's loop. A warning or worse is written at once, the rest within
+BATCH_SECONDS, and whatever is waiting when the process exits normally.
 """
 
 from __future__ import annotations
@@ -10,8 +14,10 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 import time
 from collections.abc import Iterable
+from typing import TextIO
 
 from bridge.redaction import mask
 
@@ -49,6 +55,56 @@ class JsonFormatter(logging.Formatter):
         return mask(line, self.secrets)
 
 
+BATCH_SECONDS = 0.05
+
+
+class LineBatches(logging.Handler):
+    """Formatted lines kept and written together: by a thread of its own every
+    `BATCH_SECONDS`, at once for a warning or worse, and on flush (logging.shutdown at exit)."""
+
+    def __init__(self, stream: TextIO, *, every: float = BATCH_SECONDS) -> None:
+        super().__init__()
+        self.stream = stream
+        self._lines: list[str] = []
+        self._every = every
+        self._stop = threading.Event()
+        self._writer: threading.Thread | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:  # called with self.lock held
+        try:
+            self._lines.append(self.format(record))
+            if record.levelno >= logging.WARNING:
+                self._write()
+            elif self._writer is None:
+                self._writer = threading.Thread(target=self._run, name="log-writer", daemon=True)
+                self._writer.start()
+        except Exception:
+            self.handleError(record)
+
+    def flush(self) -> None:
+        self.acquire()
+        try:
+            self._write()
+        finally:
+            self.release()
+
+    def close(self) -> None:
+        self._stop.set()
+        self.flush()
+        super().close()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._every):
+            self.flush()
+
+    def _write(self) -> None:
+        if self._lines:
+            text = "\n".join(self._lines) + "\n"
+            self._lines.clear()
+            self.stream.write(text)
+            self.stream.flush()
+
+
 def configure_logging(level: str = "info", *, secrets: Iterable[str] = ()) -> None:
     # the lines carry neither the caller's file and line nor thread and process: do not
     # collect them for every record (the logging HOWTO's "Optimization")
@@ -56,9 +112,11 @@ def configure_logging(level: str = "info", *, secrets: Iterable[str] = ()) -> No
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    handler = logging.StreamHandler(sys.stderr)
+    handler = LineBatches(sys.stderr)
     handler.setFormatter(JsonFormatter(secrets))
     root = logging.getLogger()
+    for old in root.handlers:
+        old.close()  # a LineBatches writes what it holds and stops its thread
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error"):

@@ -1,3 +1,4 @@
+import io
 import json
 import logging
 
@@ -5,7 +6,7 @@ import httpx
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge.logs import JsonFormatter, configure_logging
+from bridge.logs import JsonFormatter, LineBatches, configure_logging
 from bridge.redaction import mask
 from tests.fakes.provider import FakeProvider
 from tests.helpers import poll, running_server, write_tree
@@ -119,3 +120,33 @@ def test_one_line_per_request_and_attempt_with_ids_and_no_secret_or_body(tmp_pat
     assert attempt["rule"] == "order-ticket" and attempt["provider"] == "helpdesk"
     assert attempt["outcome"] == "success" and attempt["status"] == "done"
     assert isinstance(attempt["duration_ms"], float)
+
+
+def _batched(every: float) -> tuple[logging.Logger, LineBatches, io.StringIO]:
+    stream = io.StringIO()
+    handler = LineBatches(stream, every=every)
+    logger = logging.getLogger(f"test.batches.{every}")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    return logger, handler, stream
+
+
+def test_lines_wait_for_their_batch_a_warning_writes_at_once_and_close_writes_the_rest():
+    logger, handler, stream = _batched(every=3600.0)  # its thread never comes round here
+    logger.info("one")
+    assert stream.getvalue() == ""
+    logger.warning("two")
+    assert stream.getvalue().splitlines() == ["one", "two"]
+    logger.info("three")
+    handler.close()
+    assert stream.getvalue().splitlines() == ["one", "two", "three"]
+
+
+def test_the_batch_thread_writes_waiting_lines_within_its_interval():
+    logger, handler, stream = _batched(every=0.01)
+    try:
+        logger.info("soon")
+        poll(lambda: stream.getvalue() == "soon\n", timeout=5.0, what="the batch written")
+    finally:
+        handler.close()
