@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -233,8 +234,9 @@ def test_ingests_queued_together_share_one_step_and_see_each_others_keys(
         assert gate.commits - before == 2  # the blocker's, then one for the three
         ran = list(zip(gate.statements[mark:], gate.threads[mark:], strict=True))
         assert [sql for sql, _ in ran if sql.startswith("SAVEPOINT")] == ["SAVEPOINT op_0"]
-        # the write lock is taken on the writer thread, the ingest's statements run on the loop
-        assert [thread for sql, thread in ran if sql == "BEGIN IMMEDIATE"] == ["sqlite-writer_0"]
+        # with no other process holding the write lock, it is taken on the loop, where the
+        # ingest's statements run; the commit (the fsync) is on the writer thread
+        assert [thread for sql, thread in ran if sql == "BEGIN IMMEDIATE"] == ["MainThread"]
         assert {thread for sql, thread in ran if "dedupe" in sql} == {"MainThread"}
         assert results[:3] == [
             [IngestResult(event_id=first.id, duplicate=False)],
@@ -244,6 +246,34 @@ def test_ingests_queued_together_share_one_step_and_see_each_others_keys(
         assert await gated_store.get_event(again.id) is None
 
     run(main())
+
+
+def test_an_ingest_waits_off_the_loop_for_a_write_lock_another_process_holds(
+    run: Run[Any], tmp_path: Path, gated_store: SQLiteStore, gate: CommitGate
+) -> None:
+    other = sqlite3.connect(tmp_path / "gated.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # as a worker process's transaction would
+
+    async def main() -> None:
+        event = make_event()
+        ingest = asyncio.create_task(gated_store.ingest([event], dedupe_window=WINDOW, now=T0))
+        # the loop is free while the ingest waits: this coroutine runs, and sees it waiting
+        waited = time.monotonic() + BOUND
+        while gate.threads[-1:] != ["sqlite-writer_0"] and time.monotonic() < waited:
+            await asyncio.sleep(0.01)
+        assert not ingest.done()
+        other.execute("COMMIT")
+        assert await asyncio.wait_for(ingest, BOUND) == [
+            IngestResult(event_id=event.id, duplicate=False)
+        ]
+        ran = zip(gate.statements, gate.threads, strict=True)
+        begins = [thread for sql, thread in ran if sql == "BEGIN IMMEDIATE"]
+        assert begins[-2:] == ["MainThread", "sqlite-writer_0"]  # tried at once, then waited
+
+    try:
+        run(main())
+    finally:
+        other.close()
 
 
 def test_a_failed_commit_fails_every_operation_of_the_batch(
