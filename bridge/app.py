@@ -1,5 +1,6 @@
-"""build_app(...) -> the service's ASGI app: the receiver in front, and a Starlette app
-for health, metrics, the admin and the worker's lifetime.
+"""build_app(...) -> the service's ASGI app: the Gate (requests in flight, body deadlines)
+before the receiver, and a Starlette app for health, metrics, the admin and the worker's
+lifetime.
 
     /hooks/...   Receiver (an ASGI app of its own: the hot path meets no router)
     anything else, and the lifespan   Starlette
@@ -24,13 +25,21 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bridge.admin import AdminAuth, AdminContext, admin_mount
 from bridge.delivery.worker import Worker
-from bridge.exceptions import StoreError
+from bridge.exceptions import RejectedRequest, StoreError
+from bridge.gate import Gate
 from bridge.metrics import Metrics
 from bridge.receiver import Receiver
 from bridge.service import Service
 from bridge.store.base import Store
 
 log = logging.getLogger("bridge.app")
+
+
+async def _rejected(request: Request, exc: Exception) -> Response:
+    """A request the Gate refused while an app read its body (408)."""
+    assert isinstance(exc, RejectedRequest)
+    headers = {"connection": "close"} if exc.closes else None
+    return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -115,9 +124,14 @@ def build_app(
     rest = Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={HTTPException: _http_error},
+        exception_handlers={HTTPException: _http_error, RejectedRequest: _rejected},
     )
-    return Front(receiver, rest)
+    defaults = config.defaults
+    return Gate(
+        Front(receiver, rest),
+        max_in_flight=defaults.max_in_flight,
+        body_timeout=defaults.body_timeout,
+    )
 
 
 class Front:

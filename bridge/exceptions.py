@@ -61,6 +61,12 @@ class RejectedRequest(BridgeError):
         self.path = path
         super().__init__(f"{status} {error}: {detail}" if detail else f"{status} {error}")
 
+    @property
+    def closes(self) -> bool:
+        """Whether the answer closes the connection: after a body that stalled (408) there is
+        no telling where the next request would begin."""
+        return self.status == 408
+
     def body(self) -> dict[str, str]:
         out = {"error": self.error}
         if self.detail is not None:

@@ -7,7 +7,6 @@ Matching, rendering and delivery happen after the answer, in the worker.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import urllib.parse
@@ -19,6 +18,7 @@ from starlette.datastructures import URL
 from starlette.types import Receive, Scope, Send
 
 from bridge.exceptions import RejectedRequest, StoreError
+from bridge.gate import CLOSE, send_json
 from bridge.ids import new_id
 from bridge.metrics import UNKNOWN_SOURCE, Metrics, Received
 from bridge.sources.forwarded import TrustedProxies
@@ -34,6 +34,12 @@ HOOKS = "/hooks/"
 Answer: TypeAlias = tuple[int, Mapping[str, object], tuple[tuple[bytes, bytes], ...]]
 _INTERNAL = {"error": "internal_error"}
 _ALLOW_POST = ((b"allow", b"POST"),)
+
+
+def _headers_for(rejection: RejectedRequest) -> tuple[tuple[bytes, bytes], ...]:
+    if rejection.status == 405:
+        return _ALLOW_POST
+    return (CLOSE,) if rejection.closes else ()
 
 
 async def read_body(receive: Receive, declared: str | None, max_body: int) -> bytes | None:
@@ -136,7 +142,7 @@ class Receiver:
                 raise RejectedRequest(405, "method_not_allowed", "webhooks are POSTed")
             answer = await self._accept(source, scope, receive, facts)
         except RejectedRequest as exc:
-            answer = (exc.status, exc.body(), _ALLOW_POST if exc.status == 405 else ())
+            answer = (exc.status, exc.body(), _headers_for(exc))
             facts.update(error=exc.error, detail=exc.detail, outcome=Received.REJECTED.value)
             self.metrics.received(label, Received.REJECTED)
         except StoreError as exc:
@@ -163,7 +169,7 @@ class Receiver:
             },
         )
         if answer is not None:
-            await _respond(send, *answer)
+            await send_json(send, *answer)
 
     async def _accept(
         self, source: CompiledSource, scope: Scope, receive: Receive, facts: dict[str, object]
@@ -192,17 +198,3 @@ class Receiver:
         if new:
             return 202, {"event_id": new[0], "status": "accepted"}, ()
         return 200, {"event_id": duplicates[0], "status": "duplicate"}, ()
-
-
-async def _respond(
-    send: Send, status: int, answer: Mapping[str, object], extra: tuple[tuple[bytes, bytes], ...]
-) -> None:
-    """The JSON answer, written as Starlette's JSONResponse writes it."""
-    body = json.dumps(answer, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    headers = [
-        (b"content-length", str(len(body)).encode("latin-1")),
-        (b"content-type", b"application/json"),
-        *extra,
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import resource
 import signal
 from collections.abc import Coroutine
 from pathlib import Path
@@ -23,6 +25,7 @@ from bridge.store import open_store
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    _as_many_files_as_allowed()
     server = {
         "host": args.host,
         "port": args.port,
@@ -55,6 +58,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         **server,
     )
     return 0
+
+
+def _as_many_files_as_allowed() -> None:
+    """Raise the soft limit on open files to the hard one: each connection is a descriptor,
+    and a default soft limit of 1,024 would be reached before defaults.max_in_flight."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 _WITH_WORKER = "BRIDGE_SERVE_WITH_WORKER"  # set by `serve --processes N` for its processes

@@ -367,6 +367,8 @@ def _defaults(raw: Mapping[str, Any]) -> Defaults:
         circuit_breaker=_breaker(raw.get("circuit_breaker", {})),
         lease=parse_duration(raw.get("lease", "30s")),
         shutdown_grace=parse_duration(raw.get("shutdown_grace", "10s")),
+        body_timeout=parse_duration(raw.get("body_timeout", "10s")),
+        max_in_flight=int(raw.get("max_in_flight", 1000)),
         trusted_proxies=tuple(raw.get("trusted_proxies", ())),
     )
 

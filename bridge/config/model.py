@@ -94,6 +94,8 @@ class Defaults:
     circuit_breaker: CircuitBreakerPolicy = field(default_factory=CircuitBreakerPolicy)
     lease: float = 30.0  # a worker holds a claimed delivery this long, renewing while it runs
     shutdown_grace: float = 10.0  # on SIGTERM, in-flight deliveries get this long to finish
+    body_timeout: float = 10.0  # a request's whole body must arrive within this (else 408)
+    max_in_flight: int = 1000  # requests answered at once by one process (beyond them 503)
     trusted_proxies: tuple[str, ...] = ()  # addresses / networks whose X-Forwarded-* count
 
 
