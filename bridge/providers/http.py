@@ -3,11 +3,16 @@
 url, headers and body are templates rendered with the event's context plus `ticket` (the
 rendered provider-neutral action); without `body` the action itself is sent as JSON. Every
 attempt of one delivery carries the same `Idempotency-Key: <delivery id>`.
+
+Where the bridge connects is configuration, never payload: the url's scheme, host and port
+must be written out before any template markup (`written_origin`, a `check` problem
+otherwise), and a rendered url that goes anywhere else is refused, not sent.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -26,6 +31,33 @@ from bridge.providers.base import (
 from bridge.rendering.actions import CompiledTree
 from bridge.tickets import TicketRef
 
+Origin = tuple[str, str, int]  # scheme, host, port
+_MARKUP = re.compile(r"\{\{|\{%|\{#")
+_AUTHORITY = re.compile(r"(?i)https?://[^/?#{]+(?=[/?#])")
+ORIGIN_PROBLEM = (
+    "the url's scheme, host and port must be written out before any {{ }}: rendered from a "
+    "template, a webhook's payload could choose where the bridge connects"
+)
+
+
+def written_origin(url: str) -> Origin | None:
+    """The (scheme, host, port) that the text of `url` fixes before any template markup, or
+    None when markup (or nothing) could decide them."""
+    markup = _MARKUP.search(url)
+    literal = url if markup is None else url[: markup.start()]
+    found = _AUTHORITY.match(literal if markup is not None else literal + "/")
+    if found is None:
+        return None
+    try:
+        return origin(httpx.URL(found.group(0) + "/"))
+    except (httpx.InvalidURL, ValueError):
+        return None
+
+
+def origin(url: httpx.URL) -> Origin:
+    port = url.port or (443 if url.scheme == "https" else 80)
+    return url.scheme, url.host, port
+
 
 class HttpProvider(Provider):
     renders_templates = True
@@ -37,6 +69,7 @@ class HttpProvider(Provider):
         client: httpx.AsyncClient,
         method: str,
         url: CompiledTree,
+        allowed_origin: Origin | None,
         headers: CompiledTree | None,
         body: CompiledTree | None,
         timeout: float,
@@ -47,6 +80,7 @@ class HttpProvider(Provider):
         self._client = client
         self._method = method.upper()
         self._url = url
+        self._origin = allowed_origin  # None only in a configuration `check` refused
         self._headers = headers
         self._body = body
         self._timeout = timeout
@@ -79,6 +113,12 @@ class HttpProvider(Provider):
             return Outcome(kind=OutcomeKind.PERMANENT, message=str(exc))
         except httpx.InvalidURL as exc:
             return Outcome(kind=OutcomeKind.PERMANENT, message=f"invalid url: {exc}")
+        if self._origin is None or origin(request.url) != self._origin:
+            went = "{}://{}:{}".format(*origin(request.url))
+            return Outcome(
+                kind=OutcomeKind.PERMANENT,
+                message=f"refused: the rendered url goes to {went}, not where configured",
+            )
         request.extensions["timeout"] = httpx.Timeout(self._timeout).as_dict()
         try:
             response = await self._client.send(request)

@@ -13,7 +13,7 @@ from bridge.config import Config, ProviderConfig, RuleConfig
 from bridge.config.model import DocPath
 from bridge.exceptions import Problem
 from bridge.providers.base import TICKET_FIELDS, Provider
-from bridge.providers.http import HttpProvider
+from bridge.providers.http import ORIGIN_PROBLEM, HttpProvider, written_origin
 from bridge.providers.log import LogProvider
 from bridge.rendering.actions import compile_tree, is_file_reference
 from bridge.rendering.templates import Templates
@@ -38,11 +38,18 @@ def _http(
         url = p.base_url.rstrip("/") + "/" + url.lstrip("/")
     headers = settings.get("headers")
     body = settings.get("body")
+    allowed_origin = written_origin(url)
+    if allowed_origin is None:
+        where = config.locate(at + ("url",))
+        problems.append(
+            Problem(file=where.file, line=where.line, path=where.path, message=ORIGIN_PROBLEM)
+        )
     return HttpProvider(
         name=p.name,
         client=c,
         method=str(settings.get("method", "POST")),
         url=compile_tree(url, at=at + ("url",), config=config, templates=t, problems=problems),
+        allowed_origin=allowed_origin,
         headers=compile_tree(
             headers, at=at + ("headers",), config=config, templates=t, problems=problems
         )

@@ -7,7 +7,7 @@ import asyncio
 import httpx
 import pytest
 
-from bridge.providers.client import POOLS, SpreadTransport, delivery_client
+from bridge.providers.client import MAX_RESPONSE, POOLS, SpreadTransport, delivery_client
 
 
 def test_requests_take_the_pools_in_turn() -> None:
@@ -41,3 +41,31 @@ def test_the_delivery_client_spreads_over_its_pools() -> None:
     assert isinstance(transport, SpreadTransport)
     assert len(transport._pools) == POOLS
     asyncio.run(client.aclose())
+
+
+def _answering(body: bytes, status: int = 200, **headers: str) -> SpreadTransport:
+    return SpreadTransport(
+        [httpx.MockTransport(lambda request: httpx.Response(status, content=body, headers=headers))]
+    )
+
+
+def test_a_providers_answer_is_read_up_to_the_cap_and_no_further() -> None:
+    async def go(size: int) -> int:
+        async with httpx.AsyncClient(transport=_answering(b"x" * size)) as client:
+            return len((await client.get("http://desk.test/")).content)
+
+    assert asyncio.run(go(MAX_RESPONSE * 5)) == MAX_RESPONSE
+    assert asyncio.run(go(1000)) == 1000
+
+
+def test_the_delivery_client_follows_no_redirect() -> None:
+    async def go() -> httpx.Response:
+        transport = _answering(b"", 302, location="http://elsewhere.test/steal")
+        async with httpx.AsyncClient(transport=transport) as plain:
+            client = delivery_client()
+            client._transport = plain._transport  # delivery_client's settings, a fake network
+            async with client:
+                return await client.post("http://desk.test/tickets", json={})
+
+    answer = asyncio.run(go())
+    assert answer.status_code == 302 and answer.url == "http://desk.test/tickets"

@@ -6,12 +6,15 @@ import json
 from pathlib import Path
 
 import httpx
+import hypothesis
 import pytest
 import respx
+from hypothesis import strategies as st
 
 from bridge.config import Config, Defaults, ProviderConfig
 from bridge.exceptions import Problem
 from bridge.providers.base import Job, OutcomeKind
+from bridge.providers.http import ORIGIN_PROBLEM, origin, written_origin
 from bridge.providers.registry import build_providers
 from bridge.rendering.templates import Templates
 from bridge.tickets import ActionKind, Contact, TicketAction, TicketRef
@@ -178,4 +181,105 @@ def test_a_template_that_fails_at_send_time_is_permanent_and_sends_nothing(tmp_p
     outcome = run(go())
     assert outcome.kind is OutcomeKind.PERMANENT
     assert "missing" in outcome.message
+    assert not route.called
+
+
+# -- where the bridge connects is configuration, never payload ---------------------------------
+
+
+def _problems_for(tmp_path: Path, **settings) -> list[Problem]:
+    config = Config(
+        rules_dir=tmp_path,
+        templates_dir=tmp_path,
+        sources={},
+        providers={
+            "desk": ProviderConfig(
+                name="desk",
+                type="http",
+                settings={"type": "http", **settings},
+                base_url=settings.get("base_url"),
+                location=None,  # type: ignore[arg-type]
+            )
+        },
+        rules=(),
+        vars={},
+        defaults=Defaults(),
+        locations={},
+    )
+    problems: list[Problem] = []
+    build_providers(config, Templates(tmp_path), httpx.AsyncClient(), problems)
+    return problems
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "{{ body.callback }}",
+        "https://{{ body.tenant }}.desk.example/tickets",
+        "https://desk.example{{ body.path }}",
+        "https://desk.example:{{ body.port }}/tickets",
+        "{{ 'https' }}://desk.example/tickets",
+    ],
+)
+def test_a_url_whose_origin_a_template_could_decide_is_a_check_problem(tmp_path, url):
+    (problem,) = _problems_for(tmp_path, url=url)
+    assert problem.message == ORIGIN_PROBLEM
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://desk.example",
+        "https://desk.example/tickets/{{ ticket.correlate }}",
+        "http://127.0.0.1:5999?ref={{ body.id }}",
+        "https://desk.example#{{ body.id }}",
+    ],
+)
+def test_a_url_that_writes_out_its_origin_is_accepted(tmp_path, url):
+    assert _problems_for(tmp_path, url=url) == []
+
+
+_TEXT = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=30)
+
+
+@hypothesis.given(
+    literal=st.sampled_from(
+        [
+            "https://desk.example/",
+            "http://127.0.0.1:5999/a?",
+            "https://h.example:8443#",
+            "http://h/",
+        ]
+    ),
+    before=_TEXT.filter(lambda t: "{" not in t),
+    value=_TEXT,
+    after=_TEXT,
+)
+def test_whatever_a_payload_renders_the_written_origin_holds(literal, before, value, after):
+    template = literal + before + "{{ body.x }}" + after
+    written = written_origin(template)
+    assert written is not None
+    try:
+        rendered = httpx.URL(literal + before + value + after)
+    except httpx.InvalidURL:
+        return  # refused as an invalid url at send time
+    assert origin(rendered) == written
+
+
+@respx.mock
+def test_a_rendered_url_that_leaves_the_written_origin_is_refused_unsent(tmp_path):
+    route = respx.route().mock(return_value=httpx.Response(201, json={}))
+
+    async def go():
+        async with httpx.AsyncClient() as client:
+            desk = provider(tmp_path, client, url="https://desk.example/{{ body.id }}")
+            desk._origin = ("https", "elsewhere.example", 443)  # as if a url had escaped it
+            return await desk.deliver(job())
+
+    outcome = run(go())
+    assert outcome.kind is OutcomeKind.PERMANENT
+    assert (
+        outcome.message
+        == "refused: the rendered url goes to https://desk.example:443, not where configured"
+    )
     assert not route.called
