@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 from datetime import datetime
@@ -13,6 +14,7 @@ from tests.fakes.provider import FakeProvider
 from tests.helpers import poll, running_server, write_tree
 
 TOKEN = "admin-token-5a7c9e"
+ADDRESSES = itertools.count(1)
 ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
 TIME_KEYS = {"at", "since", "until", "received_at", "next_attempt_at"}
 DESK_TOKEN = "desk-secret-31415"
@@ -30,6 +32,8 @@ def tree(tmp_path, desk_url):
                     headers: {{Authorization: "Bearer ${{DESK_TOKEN}}"}}
                     retry: {{max_attempts: 1}}
                   audit: {{type: log}}
+                defaults:
+                  trusted_proxies: ["127.0.0.1"]  # X-Forwarded-For names who is counted
                 sources:
                   shop:
                     verify:
@@ -121,10 +125,44 @@ def test_every_endpoint_needs_the_bearer_token(server):
         ("POST", "/providers/desk/resume"),
     ]:
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
+            # each from an address of its own, so that the lock-out below is not reached
+            headers = {**headers, "X-Forwarded-For": f"203.0.113.{next(ADDRESSES)}"}
             response = httpx.request(method, f"{url}/admin/api{path}", headers=headers)
             assert response.status_code == 401, (method, path, headers)
             assert response.json()["error"] == "unauthorized"
             assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_failed_authentications_lock_their_address_out_for_a_while(server):
+    url, log = server
+    attacker = {"X-Forwarded-For": "198.51.100.7"}
+    for guess in range(10):
+        wrong = {**attacker, "Authorization": f"Bearer guess-{guess}"}
+        assert httpx.get(f"{url}/admin/api/events", headers=wrong).status_code == 401
+    for headers in (
+        {**attacker, "Authorization": "Bearer guess-10"},
+        {
+            **attacker,
+            "Authorization": f"Bearer {TOKEN}",  # even the right token, from that address
+        },
+    ):
+        refused = httpx.get(f"{url}/admin/api/events", headers=headers)
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["error"] == "too_many_attempts"
+        assert 50 <= int(refused.headers["retry-after"]) <= 60
+    # the login page counts against the same address, and answers 429 as well
+    login = httpx.post(f"{url}/admin/login", data={"token": TOKEN}, headers=attacker)
+    assert login.status_code == 429 and "try again in" in login.text
+    # anyone else is let in
+    with api(url) as client:
+        assert client.get("/events", headers={"X-Forwarded-For": "192.0.2.1"}).status_code == 200
+    lines = poll(
+        lambda: [line for line in log.read_text().splitlines() if "198.51.100.7" in line],
+        what="the failures logged",
+    )
+    assert sum('"admin.auth_failed"' in line for line in lines) == 10
+    assert sum('"admin.locked_out"' in line for line in lines) == 1
+    assert all('"level": "warning"' in line and "guess-" not in line for line in lines)
 
 
 def test_a_failed_delivery_is_found_understood_and_retried(server, desk):

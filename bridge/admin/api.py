@@ -44,12 +44,23 @@ Handler = Callable[[Request], Awaitable[Response]]
 def api_routes(ctx: AdminContext) -> list[Route]:
     def guarded(handler: Callable[[Request], Awaitable[Any]]) -> Handler:
         async def endpoint(request: Request) -> Response:
+            address = ctx.client(request)
+            wait = ctx.attempts.wait(address)
+            if wait is not None:
+                detail = f"too many failed authentications from {address}; retry in {wait} s"
+                return ctx.json(
+                    {"error": "too_many_attempts", "detail": detail},
+                    429,
+                    headers={"Retry-After": str(wait)},
+                )
             if not ctx.auth.bearer_ok(request):
+                ctx.attempts.failed(address, path=request.url.path)
                 return ctx.json(
                     {"error": "unauthorized", "detail": "send Authorization: Bearer <token>"},
                     401,
                     headers={"WWW-Authenticate": 'Bearer realm="ticketbridge admin"'},
                 )
+            ctx.attempts.succeeded(address)
             try:
                 answer = await handler(request)
             except BadParameter as exc:

@@ -1,17 +1,20 @@
-"""What the admin API and pages share: the service, the store, auth, the clock, a way to wake
-the worker, reading query parameters, and answering JSON with every secret masked."""
+"""What the admin API and pages share: the service, the store, auth and its failed attempts,
+the clock, a way to wake the worker, reading query parameters, and answering JSON with every
+secret masked."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from starlette.requests import Request
 from starlette.responses import Response
 
 from bridge.admin.auth import AdminAuth
+from bridge.admin.throttle import FailedLogins
 from bridge.records import EventStatus
 from bridge.redaction import mask
 from bridge.service import Service
@@ -33,6 +36,12 @@ class AdminContext:
     auth: AdminAuth
     clock: Callable[[], float]
     wake: Callable[[], None]  # the in-process worker, so a retry goes at once
+    attempts: FailedLogins = field(default_factory=FailedLogins)
+
+    def client(self, request: Request) -> str:
+        """The address failed authentications are counted against."""
+        peer = request.client.host if request.client else None
+        return self.service.proxies.client_address(request.headers, peer)
 
     @property
     def secrets(self) -> frozenset[str]:

@@ -55,6 +55,12 @@ class TrustedProxies:
                 netloc = f"{netloc}:{port}"
         return urllib.parse.urlunsplit(parts._replace(scheme=scheme, netloc=netloc))
 
+    def client_address(self, headers: Mapping[str, str], peer: str | None) -> str:
+        """Who sent the request: the address a trusted proxy says it received it from (the last
+        X-Forwarded-For), else the connection's own peer."""
+        forwarded = _last(headers.get("x-forwarded-for")) if self.trusts(peer) else ""
+        return forwarded or peer or "unknown"
+
 
 DEFAULT_PORTS = {"https": "443", "http": "80"}
 

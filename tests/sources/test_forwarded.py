@@ -73,3 +73,12 @@ def test_bad_network_is_a_value_error_naming_it():
 def test_never_raises(headers, peer):
     url = proxies("127.0.0.1").external_url("http://127.0.0.1:8000/h?q=1", headers, peer)
     assert isinstance(url, str)
+
+
+def test_the_client_address_is_the_trusted_proxys_last_forwarded_for_else_the_peer():
+    proxies = TrustedProxies([parse_network("10.0.0.0/8")])
+    forwarded = {"x-forwarded-for": "198.51.100.1, 203.0.113.9"}
+    assert proxies.client_address(forwarded, "10.1.2.3") == "203.0.113.9"
+    assert proxies.client_address(forwarded, "192.0.2.4") == "192.0.2.4"  # not a proxy of ours
+    assert proxies.client_address({}, "10.1.2.3") == "10.1.2.3"
+    assert proxies.client_address({}, None) == "unknown"

@@ -8,7 +8,8 @@
     GET  /admin/providers             states, Pause and Resume
     and the buttons' POSTs (actions.py)
 
-The login with the admin token sets the session cookie (AdminAuth: Secure, HttpOnly,
+Failed logins count against the client's address with the API's (throttle.py: 429 beyond
+them). The login with the admin token sets the session cookie (AdminAuth: Secure, HttpOnly,
 SameSite=Strict, Path=/admin); any other page without it answers 303 to the login. Every POST
 carries the session's CSRF token in the field `csrf` (403 without it) and answers 303 back to
 its page with a flash message named in the query string (frame.py). What the pages
@@ -56,7 +57,21 @@ def page_routes(ctx: AdminContext) -> list[Route]:
     async def login(request: Request) -> Response:
         form = await request.form()
         token, target = form_text(form, "token"), form_text(form, "next")
+        address = ctx.client(request)
+        wait = ctx.attempts.wait(address)
+        if wait is not None:
+            refused = render(
+                request,
+                "login.html",
+                status=429,
+                title="Log in",
+                error=f"Too many wrong tokens from this address: try again in {wait} s.",
+                next=target,
+            )
+            refused.headers["Retry-After"] = str(wait)
+            return refused
         if not token or not ctx.auth.token_matches(token):
+            ctx.attempts.failed(address, path=request.url.path)
             return render(
                 request,
                 "login.html",
@@ -65,6 +80,7 @@ def page_routes(ctx: AdminContext) -> list[Route]:
                 error="That is not the admin token.",
                 next=target,
             )
+        ctx.attempts.succeeded(address)
         response = see_other(safe_back(target, ADMIN + "/"))
         # Secure always: browsers keep a Secure cookie for http://127.0.0.1 and localhost too
         ctx.auth.start_session(response, secure=True)
