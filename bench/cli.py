@@ -23,7 +23,7 @@ from pathlib import Path
 from bench import payload, product
 from bench.load import Load, LoadError, ensure_wrk
 from bench.report import Row, replace_section, section, table
-from bench.scenarios import e2e, ingest, memory, rules
+from bench.scenarios import e2e, hostile, ingest, memory, rules
 from bench.scenarios.common import Bench, MeasurementFailed, Options, Skipped
 
 SCENARIOS: dict[str, Callable[[Bench], list[Row]]] = {
@@ -33,6 +33,7 @@ SCENARIOS: dict[str, Callable[[Bench], list[Row]]] = {
     "match": rules.run_match,
     "load": rules.run_load,
     "memory": memory.run,
+    "fuzz": hostile.run_fuzz,
 }
 README = Path(__file__).with_name("README.md")
 #: the project's README shows the same table in its "Benchmarks" section
@@ -49,7 +50,9 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=None, help="seconds (default 2)")
     parser.add_argument("--soak-minutes", type=float, default=None, help="default 10")
     parser.add_argument("--quick", action="store_true", help="1 s runs, 1 round: smoke check")
-    parser.add_argument("--no-write", action="store_true", help="do not update bench/README.md and README.md")
+    parser.add_argument(
+        "--no-write", action="store_true", help="do not update bench/README.md and README.md"
+    )
     parser.add_argument("--postgres-url", default=DEFAULT_PG)
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = parser.parse_args(argv)

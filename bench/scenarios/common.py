@@ -7,7 +7,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.load import CONNECTIONS, Load, WrkResult, finish
@@ -48,7 +48,6 @@ class Bench:
     load: Load | None
     no_load: str = ""  # why there is no load (wrk missing)
     _serial: int = 0
-    notes: list[str] = field(default_factory=list)
 
     def need_load(self) -> Load:
         if self.load is None:
