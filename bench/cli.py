@@ -23,7 +23,7 @@ from pathlib import Path
 from bench import payload, product
 from bench.load import Load, LoadError, ensure_wrk
 from bench.report import Row, replace_section, section, table
-from bench.scenarios import e2e, hostile, ingest, memory, rules
+from bench.scenarios import e2e, faults, hostile, ingest, memory, rules
 from bench.scenarios.common import Bench, MeasurementFailed, Options, Skipped
 
 SCENARIOS: dict[str, Callable[[Bench], list[Row]]] = {
@@ -34,6 +34,10 @@ SCENARIOS: dict[str, Callable[[Bench], list[Row]]] = {
     "load": rules.run_load,
     "memory": memory.run,
     "fuzz": hostile.run_fuzz,
+    "kill9": faults.run_kill9,
+    "outage": faults.run_outage,
+    "diskfull": faults.run_diskfull,
+    "pgdown": faults.run_pgdown,
 }
 README = Path(__file__).with_name("README.md")
 #: the project's README shows the same table in its "Benchmarks" section

@@ -223,6 +223,30 @@ def stop(cluster: Cluster) -> None:
     _stop_and_delete(cluster.root, bindir=cluster.bindir, user=cluster.user)
 
 
+def pause(cluster: Cluster) -> None:
+    """Stop the server and keep its data: a database that went down (bench's faults)."""
+    done = _pg_ctl(cluster.root, "stop", "-m", "fast", bindir=cluster.bindir, user=cluster.user)
+    if done.returncode != 0:
+        raise Unavailable(f"pg_ctl stop failed: {_last_lines(done.stderr or done.stdout)}")
+
+
+def resume(cluster: Cluster) -> None:
+    """Start a paused server again, on its port."""
+    log = cluster.root / "server.log"
+    done = _pg_ctl(
+        cluster.root,
+        "-l",
+        log,
+        "-o",
+        f"-p {cluster.port}",
+        "start",
+        bindir=cluster.bindir,
+        user=cluster.user,
+    )
+    if done.returncode != 0:
+        raise Unavailable(f"pg_ctl start failed: {_last_lines(done.stderr or done.stdout)}")
+
+
 @contextlib.contextmanager
 def running(variable: str) -> Iterator[Cluster]:
     """A started cluster named by the environment variable `variable` (in this process, and so

@@ -15,6 +15,8 @@ Beyond answering from `script`, it can play the faults a delivery guarantee is t
   `release()`: a provider that is down or hanging. Requests are recorded when they arrive, so
   `requests` and `held` show what is waiting.
 - `delay` answers every request that many seconds late: a slow provider.
+- `outage_until` (a time.monotonic() value): until then every request is answered
+  `outage_answer` (500 with Retry-After unless changed) and makes nothing: a helpdesk down.
 
 Every `Received` carries `received_at` (time.monotonic() on arrival).
 """
@@ -59,6 +61,9 @@ class FakeProvider:
     idempotent: bool = False
     # seconds to wait before answering each request
     delay: float = 0.0
+    # until this time.monotonic(), every request gets outage_answer
+    outage_until: float = 0.0
+    outage_answer: Answer = (500, {"Retry-After": "5"}, {"message": "down for maintenance"})
     # every request that made a ticket (a 2xx answer that was not a repeat), in answer order
     tickets: list[Received] = field(default_factory=list)
     # Idempotency-Key -> the request that made the ticket for it
@@ -141,6 +146,9 @@ class FakeProvider:
         await self._wait_until_open()
         if self.delay:
             await asyncio.sleep(self.delay)
+        if time.monotonic() < self.outage_until:
+            status, headers, payload = self.outage_answer
+            return JSONResponse(payload, status_code=status, headers=headers)
         with self._lock:
             earlier = self._answers.get(key) if key is not None else None
             if earlier is not None:
