@@ -34,6 +34,7 @@ SCENARIOS: dict[str, Callable[[Bench], list[Row]]] = {
     "load": rules.run_load,
     "memory": memory.run,
     "fuzz": hostile.run_fuzz,
+    "slow": hostile.run_slow,
     "kill9": faults.run_kill9,
     "outage": faults.run_outage,
     "diskfull": faults.run_diskfull,

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -29,6 +29,7 @@ from bridge.exceptions import RejectedRequest, StoreError
 from bridge.gate import Gate
 from bridge.metrics import Metrics
 from bridge.receiver import Receiver
+from bridge.reload import Reloader, reload_on_sighup
 from bridge.service import Service
 from bridge.store.base import Store
 
@@ -98,7 +99,8 @@ def build_app(
         await store.open()
         task = asyncio.create_task(worker.run()) if worker else None
         try:
-            yield
+            with reload_on_sighup(reloader):
+                yield
         finally:
             if worker and task:
                 await worker.stop()
@@ -112,6 +114,10 @@ def build_app(
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_text, methods=["GET"]),
     ]
+    users: list[Callable[[Service], None]] = [receiver.use]
+    if worker is not None:
+        users.append(worker.use)
+    reloader = Reloader(service, client=client, users=users) if client is not None else None
     if admin_token:
         ctx = AdminContext(
             service=service,
@@ -119,7 +125,9 @@ def build_app(
             auth=AdminAuth(admin_token),
             clock=time.time,
             wake=worker.wake if worker else (lambda: None),
+            reload=reloader.reload if reloader else None,
         )
+        users.append(ctx.use)
         routes.append(admin_mount(ctx))
     rest = Starlette(
         routes=routes,
@@ -127,11 +135,13 @@ def build_app(
         exception_handlers={HTTPException: _http_error, RejectedRequest: _rejected},
     )
     defaults = config.defaults
-    return Gate(
+    gate = Gate(
         Front(receiver, rest),
         max_in_flight=defaults.max_in_flight,
         body_timeout=defaults.body_timeout,
     )
+    users.append(gate.use)
+    return gate
 
 
 class Front:

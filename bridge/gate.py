@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bridge.exceptions import RejectedRequest
+from bridge.service import Service
 
 CLOSE = (b"connection", b"close")
 RETRY_AFTER_SECONDS = 1
@@ -32,6 +33,11 @@ class Gate:
         self.max_in_flight = max_in_flight
         self.body_timeout = body_timeout
         self.in_flight = 0
+
+    def use(self, service: Service) -> None:
+        """A reloaded configuration's limits, for the next request."""
+        defaults = service.config.defaults
+        self.max_in_flight, self.body_timeout = defaults.max_in_flight, defaults.body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -105,6 +105,17 @@ class LineBatches(logging.Handler):
             self.stream.flush()
 
 
+def mask_also(secrets: Iterable[str]) -> None:
+    """Mask `secrets` too in every line from now on (a reloaded configuration's); the ones
+    masked already stay masked, since work of the old configuration may still log."""
+    for handler in logging.getLogger().handlers:
+        formatter = handler.formatter
+        if isinstance(formatter, JsonFormatter):
+            formatter.secrets = sorted(
+                {*formatter.secrets, *(s for s in secrets if s)}, key=len, reverse=True
+            )
+
+
 def configure_logging(level: str = "info", *, secrets: Iterable[str] = ()) -> None:
     # the lines carry neither the caller's file and line nor thread and process: do not
     # collect them for every record (the logging HOWTO's "Optimization")

@@ -21,6 +21,7 @@ from bridge.exceptions import RejectedRequest, StoreError
 from bridge.gate import CLOSE, send_json
 from bridge.ids import new_id
 from bridge.metrics import UNKNOWN_SOURCE, Metrics, Received
+from bridge.service import Service
 from bridge.sources.forwarded import TrustedProxies
 from bridge.sources.intake import CompiledSource
 from bridge.sources.request import RawRequest
@@ -118,6 +119,12 @@ class Receiver:
         self.on_stored = on_stored
         self.clock = clock
         self.metrics = metrics or Metrics()
+
+    def use(self, service: Service) -> None:
+        """A reloaded configuration's sources, proxies and dedupe window, for the next request."""
+        self.sources = service.source_for_path()
+        self.proxies = service.proxies
+        self.dedupe_window = service.config.defaults.dedupe_window
 
     def answers(self, path: str) -> bool:
         """Whether the receiver answers `path`: a source's, or any other /hooks/<name>."""

@@ -6,7 +6,7 @@ import httpx
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge.logs import JsonFormatter, LineBatches, configure_logging
+from bridge.logs import JsonFormatter, LineBatches, configure_logging, mask_also
 from bridge.redaction import mask
 from tests.fakes.provider import FakeProvider
 from tests.helpers import poll, running_server, write_tree
@@ -150,3 +150,19 @@ def test_the_batch_thread_writes_waiting_lines_within_its_interval():
         poll(lambda: stream.getvalue() == "soon\n", timeout=5.0, what="the batch written")
     finally:
         handler.close()
+
+
+def test_a_reloaded_configurations_secrets_are_masked_too_and_the_old_ones_still():
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter(["old-secret-1"]))
+    root.handlers[:] = [handler]
+    try:
+        mask_also(["new-secret-22", ""])
+        logging.getLogger("test.mask").warning("old-secret-1 and new-secret-22")
+    finally:
+        root.handlers[:] = saved
+    line = json.loads(stream.getvalue())
+    assert line["msg"] == "[redacted] and [redacted]"

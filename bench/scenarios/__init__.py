@@ -6,7 +6,8 @@ e2e.py      e2e (stored events to a fake helpdesk against E; p99 at 200/s offere
             rate limiter holding its rate)
 rules.py    match (10 against 10,000 rules, drained by `worker`) and load (`check`)
 memory.py   memory (RSS after 1,000,000 events) and the soak
-hostile.py  fuzz (the suite's fuzz campaign at 10,000 cases, answers counted by status)
+hostile.py  fuzz (the suite's fuzz campaign at 10,000 cases, answers counted by status) and
+            slow (the ingest load beside 400 stalled clients)
 faults.py   kill9, outage, diskfull, pgdown: the guarantees under real faults, counted
 common.py   what they share: options, the run's directory, starting things, measuring
 """

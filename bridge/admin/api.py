@@ -11,9 +11,12 @@
 Every time in an answer is ISO 8601 in UTC (`2026-11-21T10:00:00.000Z`); a pause that lasts
 until resumed has `"until": null`.
     POST /admin/api/providers/{name}/resume
+    POST /admin/api/reload                        the configuration again (bridge.reload)
 
 Errors are JSON: 400 invalid_parameter (naming it), 401 unauthorized, 404 not_found,
-409 not_retryable. Every answer is masked with the configured secrets on the way out.
+409 not_retryable, 422 invalid_configuration (a reload refused: every problem, with its file,
+line and path), 429 too_many_attempts. Every answer is masked with the configured secrets on
+the way out.
 """
 
 from __future__ import annotations
@@ -159,6 +162,27 @@ def api_routes(ctx: AdminContext) -> list[Route]:
         ctx.wake()
         return {"provider": name, "resumed": resumed}
 
+    async def reload(request: Request) -> Any:
+        if ctx.reload is None:
+            return ctx.json({"error": "not_available", "detail": "this process cannot reload"}, 409)
+        done = await ctx.reload()
+        if done.service is None:
+            problems = [
+                {"file": p.file, "line": p.line, "path": p.path, "message": p.message}
+                for p in done.problems
+            ]
+            detail = "the configuration has problems; the running one goes on"
+            return ctx.json(
+                {"error": "invalid_configuration", "detail": detail, "problems": problems}, 422
+            )
+        config = done.service.config
+        return {
+            "status": "reloaded",
+            "sources": len(config.sources),
+            "rules": len(config.rules),
+            "providers": len(config.providers),
+        }
+
     return [
         Route("/api/events", guarded(events), methods=["GET"]),
         Route("/api/events/{event_id}", guarded(event), methods=["GET"]),
@@ -168,6 +192,7 @@ def api_routes(ctx: AdminContext) -> list[Route]:
         Route("/api/providers", guarded(providers), methods=["GET"]),
         Route("/api/providers/{name}/pause", guarded(pause), methods=["POST"]),
         Route("/api/providers/{name}/resume", guarded(resume), methods=["POST"]),
+        Route("/api/reload", guarded(reload), methods=["POST"]),
     ]
 
 

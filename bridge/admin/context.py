@@ -5,7 +5,7 @@ secret masked."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -17,6 +17,7 @@ from bridge.admin.auth import AdminAuth
 from bridge.admin.throttle import FailedLogins
 from bridge.records import EventStatus
 from bridge.redaction import mask
+from bridge.reload import Reloaded
 from bridge.service import Service
 from bridge.store.base import Store
 from bridge.views import hold_json
@@ -29,14 +30,18 @@ class BadParameter(Exception):
         self.detail = detail
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True)
 class AdminContext:
-    service: Service
+    service: Service  # replaced by use() when the configuration is reloaded
     store: Store
     auth: AdminAuth
     clock: Callable[[], float]
     wake: Callable[[], None]  # the in-process worker, so a retry goes at once
     attempts: FailedLogins = field(default_factory=FailedLogins)
+    reload: Callable[[], Awaitable[Reloaded]] | None = None  # POST /admin/api/reload
+
+    def use(self, service: Service) -> None:
+        self.service = service
 
     def client(self, request: Request) -> str:
         """The address failed authentications are counted against."""

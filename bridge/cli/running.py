@@ -18,6 +18,7 @@ from bridge.cli.common import _load
 from bridge.logs import configure_logging
 from bridge.metrics import Metrics
 from bridge.providers.client import delivery_client
+from bridge.reload import Reloader, reload_on_sighup
 from bridge.service import load_service
 from bridge.store import open_store
 
@@ -124,8 +125,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(worker.stop()))
+        reloader = Reloader(service, client=client, users=[worker.use])
         try:
-            await worker.run()
+            with reload_on_sighup(reloader):
+                await worker.run()
         finally:
             await store.close()
             await client.aclose()

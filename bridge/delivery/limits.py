@@ -86,6 +86,15 @@ class Pace:
         self.breaker = CircuitBreaker(provider.circuit_breaker)
         self.in_flight = 0
 
+    def reconfigure(self, provider: ProviderConfig) -> Pace:
+        """This pace under a reloaded configuration: its deliveries in flight kept, and its
+        circuit's state unless the breaker's policy changed."""
+        self.concurrency = provider.concurrency
+        self.rate_limit = provider.rate_limit
+        if provider.circuit_breaker != self.breaker.policy:
+            self.breaker = CircuitBreaker(provider.circuit_breaker)
+        return self
+
     def room(self, now: float) -> int:
         """How many deliveries may start now (the rate limit aside: the store applies it)."""
         room = self.concurrency - self.in_flight

@@ -54,28 +54,40 @@ class Worker:
         poll_interval: float = 1.0,
         metrics: Metrics | None = None,
     ) -> None:
-        self.service = service
         self.store = store
         self.clock = clock
         self.rng = rng or random.Random()
         self.poll_interval = poll_interval
         self.metrics = metrics or Metrics()
-        defaults = service.config.defaults
-        self.lease = defaults.lease
-        self.grace = defaults.shutdown_grace
         now = clock()
-        self._paces = {name: Pace(provider) for name, provider in service.config.providers.items()}
-        self._rates = {
-            name: provider.rate_limit
-            for name, provider in service.config.providers.items()
-            if provider.rate_limit is not None
-        }
+        self._paces: dict[str, Pace] = {}
         self._starved: dict[str, float] = {}  # provider -> when its bucket has a token again
         self._running: dict[asyncio.Task[None], Claim] = {}
         self._wakeup = asyncio.Event()
         self._stopping = False
         self._renew_at = now
         self._housekeep_at = now
+        self.use(service)
+
+    def use(self, service: Service) -> None:
+        """Route and deliver with `service` from the next step on (a reloaded configuration):
+        a provider's pace keeps its deliveries in flight; one that went keeps its pace only
+        for those (they hold it)."""
+        self.service = service
+        defaults = service.config.defaults
+        self.lease = defaults.lease
+        self.grace = defaults.shutdown_grace
+        providers = service.config.providers
+        self._paces = {
+            name: self._paces[name].reconfigure(provider) if name in self._paces else Pace(provider)
+            for name, provider in providers.items()
+        }
+        self._rates = {
+            name: provider.rate_limit
+            for name, provider in providers.items()
+            if provider.rate_limit is not None
+        }
+        self.wake()
 
     def wake(self) -> None:
         self._wakeup.set()

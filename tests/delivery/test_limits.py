@@ -89,3 +89,16 @@ def test_pace_room_is_the_tighter_of_concurrency_and_breaker():
     assert pace.room(16.0) == 0
     assert pace.free_at(16.0) == 45.0  # the breaker's cooldown
     assert pace.room(45.0) == 1  # one probe
+
+
+def test_a_reloaded_pace_keeps_its_deliveries_in_flight_and_its_circuit_unless_changed():
+    policy = CircuitBreakerPolicy(failures=1, cooldown=30.0)
+    pace = Pace(provider(concurrency=2, circuit_breaker=policy))
+    pace.started()
+    pace.breaker.failed(0.0)  # one failure opens a 1-failure breaker
+    assert pace.room(1.0) == 0
+    same = pace.reconfigure(provider(concurrency=5, circuit_breaker=policy))
+    assert same is pace and pace.in_flight == 1 and pace.concurrency == 5
+    assert pace.room(1.0) == 0  # still open: the policy did not change
+    pace.reconfigure(provider(concurrency=5, circuit_breaker=CircuitBreakerPolicy(failures=9)))
+    assert pace.room(1.0) == 4  # a new policy starts closed; one of the five is in flight
