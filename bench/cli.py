@@ -146,9 +146,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(table(rows))
     print(f"\n{about}")
     if not args.no_write:
-        block = section(rows, command=command.strip(), about=about)
         for readme in READMES:
-            readme.write_text(replace_section(readme.read_text(), block))
+            text = readme.read_text()
+            block = section(
+                rows,
+                command=command.strip(),
+                about=about,
+                ran=chosen,
+                previous=text,
+                order=list(SCENARIOS),
+            )
+            readme.write_text(replace_section(text, block))
             print(f"written to {readme}", file=sys.stderr)
     return 1 if failed else 0
 

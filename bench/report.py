@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import os
 import platform
 import re
 import sqlite3
 import statistics
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 BEGIN = "<!-- bench:begin -->"
@@ -104,9 +105,72 @@ def machine() -> str:
     )
 
 
-def section(rows: Sequence[Row], *, command: str, about: str) -> str:
-    """The README block, markers included."""
-    return "\n".join([BEGIN, f"Latest figures: `{command}`, {about}.", "", table(rows), "", END])
+def section(
+    rows: Sequence[Row],
+    *,
+    command: str,
+    about: str,
+    ran: Collection[str] | None = None,
+    previous: str = "",
+    order: Sequence[str] = (),
+) -> str:
+    """The README block, markers included, for this run's `rows` of the scenarios it `ran`
+    (all of them when None). The rows of scenarios not run now are kept from the block in
+    `previous` (a README's text), and the block says which run each scenario's figures are
+    from. Scenarios are shown in `order` (others after them)."""
+    old = _block(previous)
+    found = _RUNS.search(old)
+    runs: dict[str, str] = json.loads(found.group(1)) if found else {}
+    first = re.search(r"^Latest figures: (.*)\.$", old, re.MULTILINE)
+    this_run = f"`{command}`, {about}"
+    shown = table(rows).splitlines()
+    header, lines = shown[:2], shown[2:]
+    by_scenario: dict[str, list[str]] = {}
+    for line in lines:
+        by_scenario.setdefault(_scenario_of(line), []).append(line)
+    for scenario in by_scenario:
+        runs[scenario] = this_run
+    if ran is not None:
+        for line in old.splitlines():
+            scenario = _scenario_of(line)
+            if line.startswith("| ") and scenario not in ran and scenario != "scenario":
+                if scenario not in runs and first:
+                    runs[scenario] = first.group(1)
+                if scenario in runs and runs[scenario] != this_run:
+                    by_scenario.setdefault(scenario, []).append(line)
+    rank = {scenario: number for number, scenario in enumerate(order)}
+    by_scenario = dict(sorted(by_scenario.items(), key=lambda item: rank.get(item[0], len(rank))))
+    runs = {scenario: run for scenario, run in runs.items() if scenario in by_scenario}
+    sources: dict[str, list[str]] = {}
+    for scenario in by_scenario:
+        sources.setdefault(runs[scenario], []).append(scenario)
+    provenance = [f"- {', '.join(names)}: {run}." for run, names in sources.items()]
+    return "\n".join(
+        [
+            BEGIN,
+            f"<!-- bench:runs {json.dumps(runs, ensure_ascii=False)} -->",
+            "Figures from:",
+            "",
+            *provenance,
+            "",
+            *header,
+            *(line for scenario_lines in by_scenario.values() for line in scenario_lines),
+            "",
+            END,
+        ]
+    )
+
+
+_RUNS = re.compile(r"<!-- bench:runs (.*?) -->")
+
+
+def _scenario_of(line: str) -> str:
+    return line[2:].split(" |", 1)[0] if line.startswith("| ") else ""
+
+
+def _block(text: str) -> str:
+    found = re.search(re.escape(BEGIN) + r".*?" + re.escape(END), text, re.DOTALL)
+    return found.group(0) if found else ""
 
 
 def replace_section(text: str, block: str) -> str:

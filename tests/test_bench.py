@@ -98,8 +98,35 @@ def test_readme_section_is_appended_then_replaced() -> None:
     assert "| ingest-1 | A | 1,234 req/s | 2.0 |" in first  # 1,234.5 rounds to even
     again = replace_section(first, section([], command="python -m bench --quick", about="m"))
     assert again.count(BEGIN) == 1
-    assert "ingest-1" not in again and "--quick" in again
-    assert "kept" in again
+    assert "ingest-1" not in again and "kept" in again
+
+
+def test_a_partial_run_keeps_the_other_scenarios_rows_and_says_where_each_is_from() -> None:
+    full = [
+        Row(scenario="ingest-1", what="old ingest", rate=10.0),
+        Row(scenario="load", what="old load", rate=1.0),
+    ]
+    first = section(full, command="python -m bench", about="run one")
+    partial = [Row(scenario="load", what="new load", rate=2.0)]
+    order = ["ingest-1", "load"]
+    second = section(
+        partial,
+        command="python -m bench --only load",
+        about="run two",
+        ran=["load"],
+        previous="x\n" + first,
+        order=order,
+    )
+    assert "old ingest" in second and "new load" in second and "old load" not in second
+    assert "- ingest-1: `python -m bench`, run one." in second
+    assert "- load: `python -m bench --only load`, run two." in second
+    assert second.index("old ingest") < second.index("new load")  # in the scenarios' order
+    # a block written before runs were recorded: its rows keep its "Latest figures" line
+    legacy = "\n".join(
+        [BEGIN, "Latest figures: `python -m bench`, long ago.", "", table(full), "", END]
+    )
+    third = section(partial, command="b", about="now", ran=["load"], previous=legacy, order=order)
+    assert "- ingest-1: `python -m bench`, long ago." in third and "old load" not in third
 
 
 def test_table_marks_skips_and_targets() -> None:

@@ -193,7 +193,7 @@ def run_kill9(bench: Bench) -> list[Row]:
         repeated = len(helpdesk.repeats)
     return [
         Row(
-            scenario="faults",
+            scenario="kill9",
             what=(
                 f"kill -9 of serve ×{kills} under load, restarted each time: {len(acknowledged):,}"
                 f" events acknowledged, {len(lost)} lost; {repeated} calls sent again (deliveries"
@@ -251,7 +251,7 @@ def run_outage(bench: Bench) -> list[Row]:
     shortest = min(gaps) if gaps else 0.0
     return [
         Row(
-            scenario="faults",
+            scenario="outage",
             what=(
                 f"helpdesk answering 500 (Retry-After: {retry_after:g}) for {seconds:g} s:"
                 f" {len(senders.acknowledged)} events, all delivered, each order's calls in"
@@ -309,7 +309,7 @@ def run_diskfull(bench: Bench) -> list[Row]:
             )
     return [
         Row(
-            scenario="faults",
+            scenario="diskfull",
             what=(
                 f"SQLite volume full under load (RLIMIT_FSIZE): {full_503} answers of 503,"
                 f" {other} other 5xx; {len(senders.acknowledged)} acknowledged, {len(lost)} lost;"
@@ -384,7 +384,7 @@ def run_pgdown(bench: Bench) -> list[Row]:
         postgres_cluster.stop(cluster)
     return [
         Row(
-            scenario="faults",
+            scenario="pgdown",
             what=(
                 f"PostgreSQL stopped {seconds:g} s under load, 2 receivers + 2 workers:"
                 f" {down_503} answers of 503, {other} other 5xx; {len(acknowledged):,}"

@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeVar, cast
 
 import psycopg
@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BATCH = 256
 CHANNEL = "ticketbridge"  # what queries.sql's notify_work notifies
+UNREACHABLE_WAIT = 0.5  # seconds a request waits for a connection while the database is down
 LISTEN_RETRY = 1.0  # seconds before listening again after a lost connection; doubling, up to
 LISTEN_RETRY_CAP = 30.0
 _SQL = STATEMENTS["postgres"]
@@ -121,6 +122,7 @@ class PostgresStore(SQLStore):
         self._writer: GroupCommitWriter | None = None
         self._wakes: list[Callable[[], None]] = []
         self._listener: asyncio.Task[None] | None = None
+        self._reachable = True  # False from a failure for want of the database to a success
 
     @property
     def url(self) -> str:
@@ -209,16 +211,28 @@ class PostgresStore(SQLStore):
         for wake in self._wakes:
             wake()
 
-    def _open_pool(self) -> Pool:
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Connection]:
+        """A pooled connection. While the database is down (the last try failed for want of
+        it) a request waits UNREACHABLE_WAIT for one, not the whole timeout: the pool keeps
+        reconnecting on its own, and a receiver answers 503 at once rather than after 5 s
+        per queued batch (measured: up to 10 s while PostgreSQL was stopped)."""
         if self._pool is None:
             raise StoreUnavailable("the store is not open")
-        return self._pool
+        wait = self._timeout if self._reachable else min(self._timeout, UNREACHABLE_WAIT)
+        try:
+            async with self._pool.connection(timeout=wait) as connection:
+                yield connection
+        except psycopg.Error as exc:
+            if is_unavailable(exc):
+                self._reachable = False
+            raise
+        self._reachable = True
 
     async def _write(self, write: Write[T]) -> T:
         """Run the step in a transaction of its own."""
-        pool = self._open_pool()
         try:
-            async with pool.connection() as connection, connection.transaction():
+            async with self._connection() as connection, connection.transaction():
                 return await drive(connection, write())
         except psycopg.Error as exc:
             raise_mapped(exc, self._credentials)
@@ -230,9 +244,8 @@ class PostgresStore(SQLStore):
 
     async def _read(self, write: Write[T]) -> T:
         """Run the step, one statement, on its own (a statement is its own snapshot)."""
-        pool = self._open_pool()
         try:
-            async with pool.connection() as connection:
+            async with self._connection() as connection:
                 return await drive(connection, write())
         except psycopg.Error as exc:
             raise_mapped(exc, self._credentials)
@@ -248,7 +261,7 @@ class PostgresStore(SQLStore):
 
     async def _commit(self, batch: Sequence[Write[Any]]) -> list[Outcome]:
         try:
-            async with self._open_pool().connection() as connection:
+            async with self._connection() as connection:
                 try:
                     return await _in_transaction(connection, batch)
                 except Exception as exc:

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 import psycopg
+import psycopg_pool
 import pytest
 from psycopg.rows import dict_row
 
@@ -596,3 +597,38 @@ def test_a_listener_wakes_when_another_process_commits_work(run: Run[Any], url: 
             await asyncio.wait_for(woken.wait(), BOUND)  # the provider resumed
 
     run(main())
+
+
+def test_while_the_database_is_down_a_request_waits_a_moment_not_the_whole_timeout() -> None:
+    """Measured in bench/ (pgdown): receivers answered 503 after up to 10 s while PostgreSQL
+    was stopped, each queued batch waiting the pool's 5 s for a connection."""
+    waits: list[float] = []
+
+    class Down:
+        reachable = False
+
+        @asynccontextmanager
+        async def connection(self, timeout: float) -> AsyncIterator[object]:
+            waits.append(timeout)
+            if not self.reachable:
+                raise psycopg_pool.PoolTimeout(f"couldn't get a connection after {timeout} sec")
+            yield object()
+
+    store = PostgresStore("postgresql://postgres@127.0.0.1:1/test", timeout=5.0)
+    pool = Down()
+    store._pool = pool  # type: ignore[assignment]
+
+    async def use() -> None:
+        async with store._connection():
+            pass
+
+    async def main() -> None:
+        for _ in range(2):
+            with pytest.raises(psycopg.OperationalError):
+                await use()
+        pool.reachable = True
+        await use()
+        await use()
+
+    asyncio.run(main())
+    assert waits == [5.0, postgres.UNREACHABLE_WAIT, postgres.UNREACHABLE_WAIT, 5.0]
