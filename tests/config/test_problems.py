@@ -410,3 +410,11 @@ def test_a_problem_in_defaults_or_yaml_leaves_no_draft(tmp_path: Path) -> None:
     assert [p.path for p in draft.problems] == ["defaults.lease"]
     (rules / "a.yaml").write_text(OK_PROVIDERS + "rules: [\n")
     assert draft_config(rules, tmp_path, {}).config is None
+
+
+def test_the_gates_limits_must_let_something_in(tmp_path: Path) -> None:
+    text = OK_PROVIDERS + "defaults:\n  body_timeout: 0s\n  max_in_flight: 0\n"
+    assert problems(tmp_path, {"a.yaml": text}) == [
+        "<tmp>/rules/a.yaml:4: defaults.body_timeout: '0s' is not a duration of more than 0 (use seconds or 500ms, 2s, 5m)",
+        "<tmp>/rules/a.yaml:5: defaults.max_in_flight: 0 must be >= 1",
+    ]
