@@ -22,7 +22,8 @@ from bridge.tickets import ActionKind, Contact, TicketAction, TicketRef
 NOW = 1_700_000_000.0
 
 
-def provider(tmp_path: Path, client: httpx.AsyncClient, **settings):
+def built(tmp_path: Path, client: httpx.AsyncClient, **settings) -> tuple[dict, list[Problem]]:
+    """The providers built from one `http` provider `desk` with `settings`, and the problems."""
     (tmp_path / "desk.json.j2").write_text(
         '{"title": {{ ticket.subject | tojson }}, "n": {{ body.n }}}'
     )
@@ -45,9 +46,14 @@ def provider(tmp_path: Path, client: httpx.AsyncClient, **settings):
         locations={},
     )
     problems: list[Problem] = []
-    built = build_providers(config, Templates(tmp_path), client, problems)
+    providers = build_providers(config, Templates(tmp_path), client, problems)
+    return providers, problems
+
+
+def provider(tmp_path: Path, client: httpx.AsyncClient, **settings):
+    providers, problems = built(tmp_path, client, **settings)
     assert problems == []
-    return built["desk"]
+    return providers["desk"]
 
 
 def job(**overrides) -> Job:
@@ -188,27 +194,7 @@ def test_a_template_that_fails_at_send_time_is_permanent_and_sends_nothing(tmp_p
 
 
 def _problems_for(tmp_path: Path, **settings) -> list[Problem]:
-    config = Config(
-        rules_dir=tmp_path,
-        templates_dir=tmp_path,
-        sources={},
-        providers={
-            "desk": ProviderConfig(
-                name="desk",
-                type="http",
-                settings={"type": "http", **settings},
-                base_url=settings.get("base_url"),
-                location=None,  # type: ignore[arg-type]
-            )
-        },
-        rules=(),
-        vars={},
-        defaults=Defaults(),
-        locations={},
-    )
-    problems: list[Problem] = []
-    build_providers(config, Templates(tmp_path), httpx.AsyncClient(), problems)
-    return problems
+    return built(tmp_path, httpx.AsyncClient(), **settings)[1]
 
 
 @pytest.mark.parametrize(
