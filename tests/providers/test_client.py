@@ -40,6 +40,8 @@ def test_the_delivery_client_spreads_over_its_pools() -> None:
     transport = client._transport  # the one httpx sends through
     assert isinstance(transport, SpreadTransport)
     assert len(transport._pools) == POOLS
+    # one TLS context for all of them: each would load the CA bundle again
+    assert len({id(pool._pool._ssl_context) for pool in transport._pools}) == 1
     asyncio.run(client.aclose())
 
 
