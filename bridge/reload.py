@@ -51,12 +51,10 @@ class Reloader:
         self._client = client
         self._users = tuple(users)
         self._environ = environ
-        self._lock: asyncio.Lock | None = None
+        self._lock = asyncio.Lock()  # binds to the loop on first use
 
     async def reload(self) -> Reloaded:
         """Load the configuration again; hand it over only if it has no problem at all."""
-        if self._lock is None:
-            self._lock = asyncio.Lock()
         async with self._lock:  # one at a time: a second waits, then loads what is there
             config = self.service.config
             try:

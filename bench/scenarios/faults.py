@@ -45,9 +45,9 @@ SENDERS = 8
 CONCURRENCY = 8
 
 
-def _config(root: Path, helpdesk: FakeProvider, **defaults: Any) -> tuple[Path, Path]:
+def _config(root: Path, helpdesk: FakeProvider) -> tuple[Path, Path]:
     document = {
-        "defaults": {"lease": "2s", **defaults},
+        "defaults": {"lease": "2s"},
         "providers": {
             "desk": {
                 "type": "http",
@@ -60,21 +60,17 @@ def _config(root: Path, helpdesk: FakeProvider, **defaults: Any) -> tuple[Path, 
         "sources": {"shop": {"verify": {"type": "none"}, "dedupe_key": "body.id"}},
         "rules": [
             {
-                "name": "order",
+                "name": name,
                 "source": "shop",
-                "action": "create_ticket",
+                "action": action,
                 "provider": "desk",
-                "when": {"body.kind": "create"},
+                "when": {"body.kind": kind},
                 "ticket": {"subject": "{{ body.id }}", "correlate": "{{ body.order }}"},
-            },
-            {
-                "name": "change",
-                "source": "shop",
-                "action": "update_ticket",
-                "provider": "desk",
-                "when": {"body.kind": "update"},
-                "ticket": {"subject": "{{ body.id }}", "correlate": "{{ body.order }}"},
-            },
+            }
+            for name, kind, action in (
+                ("order", "create", "create_ticket"),
+                ("change", "update", "update_ticket"),
+            )
         ],
     }
     write_tree(root, {"rules/main.yaml": yaml.safe_dump(document), "templates/.keep": ""})

@@ -80,7 +80,7 @@ class HttpProvider(Provider):
         self._client = client
         self._method = method.upper()
         self._url = url
-        self._origin = allowed_origin  # None only in a configuration `check` refused
+        self._origin = allowed_origin
         self._headers = headers
         self._body = body
         self._timeout = timeout
@@ -113,8 +113,9 @@ class HttpProvider(Provider):
             return Outcome(kind=OutcomeKind.PERMANENT, message=str(exc))
         except httpx.InvalidURL as exc:
             return Outcome(kind=OutcomeKind.PERMANENT, message=f"invalid url: {exc}")
-        if self._origin is None or origin(request.url) != self._origin:
-            went = "{}://{}:{}".format(*origin(request.url))
+        goes_to = origin(request.url)
+        if goes_to != self._origin:  # None only in a configuration `check` refused
+            went = "{}://{}:{}".format(*goes_to)
             return Outcome(
                 kind=OutcomeKind.PERMANENT,
                 message=f"refused: the rendered url goes to {went}, not where configured",

@@ -29,6 +29,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeVar, cast
 
 import psycopg
+import psycopg_pool
 
 from bridge.exceptions import StoreError, StoreUnavailable
 from bridge.records import IngestResult
@@ -123,6 +124,7 @@ class PostgresStore(SQLStore):
         self._wakes: list[Callable[[], None]] = []
         self._listener: asyncio.Task[None] | None = None
         self._reachable = True  # False from a failure for want of the database to a success
+        self._connection_errors = 0  # the pool's failed connection attempts, when last seen
 
     @property
     def url(self) -> str:
@@ -224,10 +226,21 @@ class PostgresStore(SQLStore):
             async with self._pool.connection(timeout=wait) as connection:
                 yield connection
         except psycopg.Error as exc:
-            if is_unavailable(exc):
+            if is_unavailable(exc) and not self._only_busy(exc):
                 self._reachable = False
             raise
         self._reachable = True
+
+    def _only_busy(self, exc: psycopg.Error) -> bool:
+        """A pool timeout with no failed connection attempt since the last one: the pool's
+        connections are all in use (load), not the database gone; the next request waits the
+        whole timeout again. (Once down, only a success brings the whole wait back.)"""
+        if not isinstance(exc, psycopg_pool.PoolTimeout) or self._pool is None:
+            return False
+        errors = self._pool.get_stats().get("connections_errors", 0)
+        busy = errors == self._connection_errors
+        self._connection_errors = errors
+        return busy
 
     async def _write(self, write: Write[T]) -> T:
         """Run the step in a transaction of its own."""

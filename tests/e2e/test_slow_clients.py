@@ -130,6 +130,8 @@ def test_beyond_max_in_flight_a_request_is_answered_503_with_retry_after_at_once
 
 
 def test_four_hundred_stalled_clients_leave_normal_senders_answered(tmp_path):
+    """Holds the defaults (a cap of 1,000 in flight) against 400 slow clients; how much they
+    slow normal senders is measured in bench/ (slow), not timed here."""
     with running_server(**_config(tmp_path)) as url:  # defaults: 10 s, 1,000 in flight
         with _stalled(url, 400), httpx.Client(base_url=url, timeout=BOUND) as client:
 

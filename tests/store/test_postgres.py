@@ -606,6 +606,12 @@ def test_while_the_database_is_down_a_request_waits_a_moment_not_the_whole_timeo
 
     class Down:
         reachable = False
+        errors = 0  # failed connection attempts, counted by the pool
+
+        def get_stats(self) -> dict[str, int]:
+            if not self.reachable:
+                self.errors += 1  # the pool's own reconnecting fails too
+            return {"connections_errors": self.errors}
 
         @asynccontextmanager
         async def connection(self, timeout: float) -> AsyncIterator[object]:
@@ -629,6 +635,14 @@ def test_while_the_database_is_down_a_request_waits_a_moment_not_the_whole_timeo
         pool.reachable = True
         await use()
         await use()
+        # all its connections busy, not the database gone (no failed connection attempt): the
+        # next waits the whole timeout
+        pool.reachable = False
+        pool.get_stats = lambda: {"connections_errors": pool.errors}  # type: ignore[method-assign]
+        for _ in range(2):
+            with pytest.raises(psycopg.OperationalError):
+                await use()
 
     asyncio.run(main())
-    assert waits == [5.0, postgres.UNREACHABLE_WAIT, postgres.UNREACHABLE_WAIT, 5.0]
+    short = postgres.UNREACHABLE_WAIT
+    assert waits == [5.0, short, short, 5.0, 5.0, 5.0]

@@ -259,7 +259,8 @@ def test_an_ingest_waits_off_the_loop_for_a_write_lock_another_process_holds(
         ingest = asyncio.create_task(gated_store.ingest([event], dedupe_window=WINDOW, now=T0))
         # the loop is free while the ingest waits: this coroutine runs, and sees it waiting
         waited = time.monotonic() + BOUND
-        while gate.threads[-1:] != ["sqlite-writer_0"] and time.monotonic() < waited:
+        while gate.threads[-1:] != ["sqlite-writer_0"]:
+            assert time.monotonic() < waited, "the ingest never went to wait on the writer thread"
             await asyncio.sleep(0.01)
         assert not ingest.done()
         other.execute("COMMIT")
