@@ -95,7 +95,11 @@ def interpolate(data: Any, environ: Mapping[str, str]) -> Interpolation:
 
 
 def _walk(value: Any, path: DocPath, environ: Mapping[str, str], result: Interpolation) -> Any:
+    """`value` interpolated: the same object where nothing in it changed, so that a
+    configuration of 10,000 rules and no `${` is not held twice."""
     if isinstance(value, str):
+        if "${" not in value:
+            return value
         done = substitute(value, environ)
         if done.variables:
             result.variables[path] = done.variables
@@ -113,7 +117,15 @@ def _walk(value: Any, path: DocPath, environ: Mapping[str, str], result: Interpo
             result.problems.append((path, message))
         return done.text
     if isinstance(value, dict):
-        return {key: _walk(item, (*path, key), environ, result) for key, item in value.items()}
+        changed = {}
+        for key, item in value.items():
+            new = _walk(item, (*path, key), environ, result)
+            if new is not item:
+                changed[key] = new
+        return {**value, **changed} if changed else value
     if isinstance(value, list):
-        return [_walk(item, (*path, i), environ, result) for i, item in enumerate(value)]
+        items = [_walk(item, (*path, i), environ, result) for i, item in enumerate(value)]
+        return (
+            items if any(new is not old for new, old in zip(items, value, strict=True)) else value
+        )
     return value

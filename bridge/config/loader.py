@@ -218,8 +218,9 @@ def _merge(documents: list[YamlDocument]) -> _Merged:
             if value is None:
                 continue
             if (section,) not in merged.locations:
-                line = lines.get((section,), 1)
-                merged.locations.add((section,), file=document.file, line=line, written=(section,))
+                merged.locations.add(
+                    (section,), file=document.file, written=(section,), lines=lines
+                )
             if section == "rules":
                 if not isinstance(value, list):
                     reject((section,), "rules must be a list of rules")
@@ -242,15 +243,8 @@ def _merge(documents: list[YamlDocument]) -> _Merged:
                     continue
                 merged.data[section][name] = entry
                 accepted[(section, name)] = (section, name)
-        for path, line in lines.items():
-            target = accepted.get(path[:2])
-            if target is not None:
-                merged.locations.add(
-                    target + path[2:] if target != path[:2] else path,
-                    file=document.file,
-                    line=line,
-                    written=path,
-                )
+        for written, target in accepted.items():
+            merged.locations.add(target, file=document.file, written=written, lines=lines)
     return merged
 
 

@@ -32,29 +32,56 @@ class Location:
 
 
 class Locations(Mapping[DocPath, Location]):
-    """Where each merged-document path was written: kept as (file, line, in-file path) and
-    made a Location only when asked for, since a configuration of 10,000 rules has some
-    100,000 paths and is asked for a few."""
+    """Where each merged-document path was written. A configuration of 10,000 rules has some
+    150,000 paths and is asked for a few, so nothing is kept per path: each merged entry
+    (`("rules", 37)`, `("providers", "desk")`) or section (`("rules",)`) names its file, its
+    in-file path, and that file's lines (the YAML reader's path -> line map), and a Location is
+    made only when asked for."""
 
     def __init__(self) -> None:
-        self._places: dict[DocPath, tuple[str, int, DocPath]] = {}
+        # merged entry or section -> (file, in-file path, that file's lines)
+        self._entries: dict[DocPath, tuple[str, DocPath, Mapping[DocPath, int]]] = {}
 
-    def add(self, path: DocPath, *, file: str, line: int, written: DocPath) -> None:
-        """`path` of the merged document was written at `written` in `file`, at `line`."""
-        self._places[path] = (file, line, written)
+    def add(
+        self, path: DocPath, *, file: str, written: DocPath, lines: Mapping[DocPath, int]
+    ) -> None:
+        """The entry or section `path` of the merged document is `written` in `file`, whose
+        lines are `lines`; every path below an entry is found there."""
+        self._entries[path] = (file, written, lines)
+
+    def _place(self, path: DocPath) -> tuple[str, int, DocPath] | None:
+        entry = self._entries.get(path[:2]) if len(path) > 1 else None
+        if entry is None:
+            if path not in self._entries:
+                return None
+            file, written, lines = self._entries[path]
+            return file, lines.get(written, 1), written
+        file, prefix, lines = entry
+        written = prefix + path[2:]
+        line = lines.get(written)
+        return None if line is None else (file, line, written)
 
     def __getitem__(self, path: DocPath) -> Location:
-        file, line, written = self._places[path]
+        place = self._place(path)
+        if place is None:
+            raise KeyError(path)
+        file, line, written = place
         return Location(file=file, line=line, path=format_path(written))
 
     def __contains__(self, path: object) -> bool:
-        return path in self._places
+        return isinstance(path, tuple) and self._place(path) is not None
 
     def __iter__(self) -> Iterator[DocPath]:
-        return iter(self._places)
+        for path, (_, prefix, lines) in self._entries.items():
+            if len(path) < 2:
+                yield path
+                continue
+            for written in lines:
+                if written[: len(prefix)] == prefix:
+                    yield path + written[len(prefix) :]
 
     def __len__(self) -> int:
-        return len(self._places)
+        return sum(1 for _ in self)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -214,6 +214,14 @@ def test_locate_merged_paths_of_the_second_file(config: Config, tmp_path: Path) 
     )
 
 
+def test_locations_list_every_merged_path_once(config: Config) -> None:
+    paths = list(config.locations)
+    assert len(paths) == len(set(paths)) == len(config.locations)
+    assert ("rules", 1, "ticket", "contact", "email") in paths and ("rules",) in paths
+    assert ("rules", 2, "ticket", "subject") not in config.locations  # never written
+    assert all(config.locations[path].line > 0 for path in paths)
+
+
 def test_secrets(config: Config) -> None:
     assert config.secrets == {
         "vk_live_123456",  # providers.vambe-cl.api_key
