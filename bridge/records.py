@@ -133,6 +133,7 @@ class Delivery:
     attempt_log: Sequence[Attempt] = field(default_factory=tuple)
     # waiting: the delivery just before it on its key; dead: the one whose death killed it
     blocked_by: str | None = None
+    moved_from: str | None = None  # the delivery of another provider this one replaces
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -159,6 +160,15 @@ class AttemptResult:
     ticket_open: bool | None = None  # the ticket's state after this action, when known
     spends_try: bool = True  # False: not counted against the retry budget (paused, interrupted)
     hold: ProviderHold | None = None  # put on the provider in the same transaction
+    fallback: FallBack | None = None  # instead of dying or retrying: sent to another provider
+
+
+@dataclass(frozen=True, kw_only=True)
+class FallBack:
+    """Send deliveries to provider `to` instead, saying `why` in a note."""
+
+    to: str
+    why: str
 
 
 class HoldState(enum.StrEnum):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 
@@ -126,3 +126,27 @@ class TicketRef:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TicketRef:
         return cls(**{k: (str(v) if v is not None else None) for k, v in data.items()})
+
+
+def sent_elsewhere(action: Mapping[str, Any], *, to: str, why: str | None) -> dict[str, Any]:
+    """`action` (TicketAction JSON) for provider `to` instead: without the first provider's
+    options, creating the ticket there if it is missing (a close of a ticket it never had is
+    skipped), and with a note saying `why` when given."""
+    original = TicketAction.from_json(action)
+    message = original.message
+    if why is not None:
+        note = f"[ticketbridge] {why}"
+        message = (
+            Message(text=f"{message.text}\n\n{note}", direction=message.direction)
+            if message
+            else Message(text=note, direction=Direction.NOTE)
+        )
+    closing = original.action is ActionKind.CLOSE_TICKET
+    moved = replace(
+        original,
+        provider=to,
+        message=message,
+        options={},
+        on_missing=OnMissing.SKIP if closing else OnMissing.CREATE,
+    )
+    return moved.to_json()

@@ -122,6 +122,7 @@ def delivery_json(
         "last_error": delivery.last_error,
         "ticket_ref": delivery.ticket_ref,
         "waiting_for": delivery.blocked_by,
+        "moved_from": delivery.moved_from,
         "reason": why(delivery, hold, now=now),
         "attempt_log": [attempt_json(a) for a in delivery.attempt_log],
     }

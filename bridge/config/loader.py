@@ -328,6 +328,8 @@ def _build(
             circuit_breaker=_breaker(
                 {**raw_defaults.get("circuit_breaker", {}), **raw.get("circuit_breaker", {})}
             ),
+            fallback=raw.get("fallback"),
+            fallback_after=parse_duration(raw.get("fallback_after", "10m")),
             location=locations[("providers", name)],
         )
         for name, raw in data["providers"].items()

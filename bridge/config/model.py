@@ -151,6 +151,9 @@ class ProviderConfig:
     rate_limit: RateLimit | None = None
     concurrency: int = 4
     circuit_breaker: CircuitBreakerPolicy = field(default_factory=CircuitBreakerPolicy)
+    # another provider that takes this one's deliveries when they cannot go (see fallback.py)
+    fallback: str | None = None
+    fallback_after: float = 600.0
     location: Location
 
 

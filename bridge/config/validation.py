@@ -215,6 +215,15 @@ def reference_findings(
         if isinstance(provider, str) and provider not in providers:
             undefined("provider", provider, ("rules", i, "provider"), providers)
 
+    for name, provider in providers.items():
+        fallback = provider.get("fallback") if isinstance(provider, dict) else None
+        if fallback == name:
+            findings.append(
+                (("providers", name, "fallback"), "a provider cannot fall back to itself")
+            )
+        elif isinstance(fallback, str) and fallback not in providers:
+            undefined("provider", fallback, ("providers", name, "fallback"), providers)
+
     findings += _duplicate_rule_names(rules, variables, locate)
     schemas: dict[str, dict[str, Any]] = {}
     paths_taken: dict[str, str] = {}

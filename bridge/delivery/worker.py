@@ -27,6 +27,7 @@ from functools import partial
 
 from bridge.delivery.attempts import INTERRUPTED, decide, interrupted, prepare
 from bridge.delivery.dispatch import route_event
+from bridge.delivery.fallback import fallback_for, held_fallback
 from bridge.delivery.limits import Pace
 from bridge.exceptions import StoreError
 from bridge.ids import new_id
@@ -41,6 +42,7 @@ log = logging.getLogger("bridge.worker")
 
 HOUSEKEEPING_EVERY = 3600.0  # seconds between forgetting expired dedupe keys and old bodies
 UNCONFIGURED_ROOM = 8  # deliveries of providers no longer configured, claimed at once (to die)
+FALLBACK_EVERY = 5.0  # seconds between looks for providers held long enough to fall back
 
 
 class Worker:
@@ -67,6 +69,7 @@ class Worker:
         self._stopping = False
         self._renew_at = now
         self._housekeep_at = now
+        self._fallback_at = now
         self.use(service)
 
     def use(self, service: Service) -> None:
@@ -82,6 +85,10 @@ class Worker:
             name: self._paces[name].reconfigure(provider) if name in self._paces else Pace(provider)
             for name, provider in providers.items()
         }
+        # looked for at least twice within the shortest fallback_after
+        self._fallback_every = min(
+            [FALLBACK_EVERY, *(p.fallback_after / 2 for p in providers.values() if p.fallback)]
+        )
         self._rates = {
             name: provider.rate_limit
             for name, provider in providers.items()
@@ -146,7 +153,30 @@ class Worker:
         if now >= self._housekeep_at:
             self._housekeep_at = now + HOUSEKEEPING_EVERY
             await self._housekeep(now)
+        if now >= self._fallback_at:
+            self._fallback_at = now + self._fallback_every
+            busy = await self._fall_back_held(now) or busy
         return busy
+
+    async def _fall_back_held(self, now: float) -> bool:
+        """Send the queues of providers held (paused, circuit open) for longer than their
+        fallback_after to their fallbacks."""
+        providers = self.service.config.providers
+        if not any(provider.fallback for provider in providers.values()):
+            return False
+        moved = 0
+        for name, hold in (await self.store.provider_holds()).items():
+            fallback = held_fallback(hold, providers, now)
+            if fallback is None:
+                continue
+            count = await self.store.fall_back_provider(name, fallback, now=now)
+            moved += count
+            if count:
+                log.warning(
+                    f"{count} deliveries of {name} sent to {fallback.to} instead: {fallback.why}",
+                    extra={"action": "fallback", "provider": name, "to": fallback.to},
+                )
+        return moved > 0
 
     async def _idle_timeout(self) -> float:
         now = self.clock()
@@ -262,11 +292,13 @@ class Worker:
         result = decide(
             claim, outcome, config=self.service.config, started=started, now=now, rng=self.rng
         )
+        result = replace(result, fallback=fallback_for(claim, result, self.service.config, now))
         kept = await self.store.finish_attempt(claim, result, now=now)
         self.metrics.attempted(delivery.provider, outcome.kind.value)
         if kept:
             latency = now - claim.event.received_at
-            self.metrics.finished(delivery.provider, result.status, latency=latency)
+            status = DeliveryStatus.CANCELLED if result.fallback else result.status
+            self.metrics.finished(delivery.provider, status, latency=latency)
         facts = {**_attempt_facts(claim, result), "http_status": outcome.status_code}
         if result.hold is not None and kept:
             _log_hold(result.hold, facts)
@@ -274,6 +306,12 @@ class Worker:
             await self._pace_outcome(claim, pace, outcome.kind, facts, now=now)
         if not kept:
             log.warning("attempt outcome dropped: the lease was lost", extra=facts)
+        elif result.fallback is not None:
+            fallback = result.fallback
+            log.warning(
+                f"sent to {fallback.to} instead: {fallback.why}",
+                extra={**facts, "action": "fallback", "to": fallback.to},
+            )
         elif result.status is DeliveryStatus.DEAD:
             log.error(f"delivery dead: {result.last_error}", extra=facts)
         else:

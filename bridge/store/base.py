@@ -35,6 +35,7 @@ from bridge.records import (
     DeliveryStatus,
     EventDetail,
     EventStatus,
+    FallBack,
     IngestResult,
     NewEvent,
     ProviderHold,
@@ -135,6 +136,12 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def provider_holds(self) -> dict[str, ProviderHold]:
         """Every recorded hold, by provider (those whose `until` passed included)."""
+
+    @abc.abstractmethod
+    async def fall_back_provider(self, provider: str, fallback: FallBack, *, now: float) -> int:
+        """Send deliveries queued for `provider` to `fallback.to` instead, in their keys'
+        order, each with a note saying why (some at a time: call again while it returns
+        more than 0); later routings of the keys follow them there."""
 
     # -- reading and steering ------------------------------------------------------------
 

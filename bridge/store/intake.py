@@ -9,6 +9,7 @@ stores it first.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from bridge.records import IngestResult, Routing, StoredEvent
 from bridge.store.queues import lock_keys, recompute_event_statuses, settle_queued
 from bridge.store.rows import delivery_params, dumps, event_from_row
 from bridge.store.steps import Step, execute, first, many, rows
+from bridge.tickets import sent_elsewhere
 
 
 @dataclass(frozen=True)
@@ -70,10 +72,28 @@ def claim_unrouted(*, now: float, limit: int, lease: float) -> Step[list[StoredE
     return sorted(events, key=lambda event: (event.received_at, event.id))
 
 
+def follow_moved_tickets(deliveries: list[dict[str, Any]]) -> Step[None]:
+    """Deliveries for a key whose ticket a fallback took to another provider go there."""
+    if not deliveries:
+        return
+    found = yield from rows(
+        "moved_keys",
+        providers=sorted({d["provider"] for d in deliveries}),
+        correlates=sorted({d["correlate"] for d in deliveries}),
+    )
+    moved = {(row["provider"], row["correlate"]): row["moved_to"] for row in found}
+    for d in deliveries:
+        to = moved.get((d["provider"], d["correlate"]))
+        if to is not None and d["action"] is not None:
+            d["provider"] = to
+            d["action"] = dumps(sent_elsewhere(json.loads(d["action"]), to=to, why=None))
+
+
 def save_routing(routing: Routing, *, now: float) -> Step[bool]:
     event_id = routing.event_id
     deliveries = [delivery_params(d, now=now) for d in routing.deliveries]
     correlated = [d for d in deliveries if d["correlate"] is not None]
+    yield from follow_moved_tickets(correlated)
     yield from lock_keys((d["provider"], d["correlate"]) for d in correlated)
     row = yield from first("event_to_route", id=event_id)
     if row is None:

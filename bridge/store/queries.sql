@@ -29,7 +29,7 @@ delivery_id, number, started_at, duration, outcome, status_code, error, response
 -- key's queue, looked up when read (it changes as the key's deliveries finish).
 -- name: delivery_columns
 d.seq, d.id, d.event_id, d.rule, d.provider, d.action, d.correlate, d.status, d.attempts,
-d.tries, d.created_at, d.queued_at, d.next_attempt_at, d.last_error, d.ticket_ref,
+d.tries, d.created_at, d.queued_at, d.next_attempt_at, d.last_error, d.ticket_ref, d.moved_from,
 CASE WHEN d.status = 'waiting' THEN (
     SELECT e.id FROM deliveries AS e
     WHERE e.provider = d.provider AND e.correlate = d.correlate
@@ -166,6 +166,53 @@ WHERE d.provider = :provider AND d.correlate = :correlate
   AND {key_order:d} > (:event_received_at, :event_id, :seq) AND d.status IN {queued}
 RETURNING event_id
 
+-- == a provider's fallback ======================================================================
+
+-- The deliveries to send elsewhere, in their keys' order: these ones (a delivery that died and
+-- those queued behind it) or a held provider's queue, leaving out what already moved once.
+-- name: movable
+SELECT d.id, d.event_id, d.event_received_at, d.seq, d.rule, d.provider, d.correlate, d.action
+FROM deliveries AS d
+WHERE d.moved_from IS NULL AND d.action IS NOT NULL AND {{arg}}
+ORDER BY d.event_received_at, d.event_id, d.seq
+LIMIT :limit
+
+-- A delivery that just died, and the deliveries queued behind it on its key.
+-- name: movable_from_dead
+{movable:dead_and_followers}
+
+-- name: dead_and_followers
+(d.id = :id OR (d.provider = :provider AND d.correlate = :correlate AND d.status IN {queued}
+                AND {key_order:d} > (:event_received_at, :event_id, :seq)))
+
+-- A held provider's queue.
+-- name: movable_of_provider
+{movable:queued_of_provider}
+
+-- name: queued_of_provider
+d.provider = :provider AND d.status IN {queued}
+
+-- name: insert_moved
+INSERT INTO deliveries (id, event_id, event_received_at, rule, provider, action, correlate,
+                        status, created_at, queued_at, next_attempt_at, moved_from)
+VALUES (:id, :event_id, :event_received_at, :rule, :provider, :action, :correlate, 'pending',
+        :now, :now, :now, :moved_from)
+
+-- name: cancel_moved
+UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, last_error = :message
+WHERE id = :id
+
+-- name: move_ticket
+INSERT INTO tickets AS t (provider, correlate, moved_to, updated_at)
+VALUES (:provider, :correlate, :moved_to, :now)
+ON CONFLICT (provider, correlate) DO UPDATE
+SET moved_to = excluded.moved_to, updated_at = excluded.updated_at
+
+-- Where keys' tickets went (a superset of the keys, as tickets_of_keys).
+-- name: moved_keys
+SELECT provider, correlate, moved_to FROM tickets
+WHERE provider {in_list:providers} AND correlate {in_list:correlates} AND moved_to IS NOT NULL
+
 -- The event's status follows its deliveries: none -> unmatched, any dead -> failed, all final
 -- -> done, else accepted (and accepted while not routed at all).
 -- name: recompute_event_status
@@ -197,7 +244,8 @@ UPDATE deliveries SET status = 'in_flight', lease_until = :until,
     lease_token = CAST(:token AS TEXT) || '.' || CAST(seq AS TEXT)
 FROM due WHERE deliveries.seq = due.due_seq
 RETURNING lease_token, seq, id, event_id, rule, provider, action, correlate, status, attempts,
-          tries, created_at, queued_at, next_attempt_at, last_error, ticket_ref, blocked_by
+          tries, created_at, queued_at, next_attempt_at, last_error, ticket_ref, blocked_by,
+          moved_from
 
 -- name: claim_due_all
 {claim_due:claim_all}

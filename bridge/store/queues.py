@@ -22,12 +22,17 @@ Locks are taken in one order everywhere, so that transactions do not deadlock: k
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 
-from bridge.records import AttemptResult, Claim, DeliveryStatus
+from bridge.ids import new_id
+from bridge.records import AttemptResult, Claim, DeliveryStatus, FallBack
 from bridge.store.pacing import hold_provider
-from bridge.store.rows import attempt_params, dumps_optional
+from bridge.store.rows import ReadRow, attempt_params, dumps, dumps_optional
 from bridge.store.steps import Step, execute, first, rows
+from bridge.tickets import sent_elsewhere
+
+MOVE_CHUNK = 500  # deliveries of a held provider moved to its fallback in one transaction
 
 
 def lock_keys(keys: Iterable[tuple[str, str]]) -> Step[None]:
@@ -60,8 +65,11 @@ def finish_attempt(claim: Claim, result: AttemptResult, *, now: float) -> Step[b
         next_attempt_at = now if result.next_attempt_at is None else result.next_attempt_at
     ticket_ref = dumps_optional(result.ticket_ref)
     provider, correlate = claim.delivery.provider, claim.delivery.correlate  # never changes
+    fallback = result.fallback
     if correlate is not None:
-        yield from lock_keys([(provider, correlate)])
+        yield from lock_keys(
+            [(provider, correlate), *([(fallback.to, correlate)] if fallback else [])]
+        )
     held = yield from first("held_delivery", id=delivery_id, token=claim.lease_token)
     if held is None:
         return False
@@ -78,7 +86,19 @@ def finish_attempt(claim: Claim, result: AttemptResult, *, now: float) -> Step[b
         ticket_ref=ticket_ref,
     )
     events = {held["event_id"]}
-    if correlate is not None:
+    if fallback is not None:  # it and what waits behind it on its key go to the fallback
+        moving = yield from rows(
+            "movable_from_dead",
+            id=delivery_id,
+            provider=provider,
+            correlate=correlate,
+            event_received_at=held["event_received_at"],
+            event_id=held["event_id"],
+            seq=held["seq"],
+            limit=MOVE_CHUNK,
+        )
+        events |= yield from move_deliveries(moving, fallback, now=now)
+    elif correlate is not None:
         if status is DeliveryStatus.DONE and (
             ticket_ref is not None or result.ticket_open is not None
         ):
@@ -110,6 +130,57 @@ def finish_attempt(claim: Claim, result: AttemptResult, *, now: float) -> Step[b
             events |= {row["event_id"] for row in killed}
     yield from recompute_event_statuses(events)
     return True
+
+
+def fall_back_provider(provider: str, fallback: FallBack, *, now: float) -> Step[int]:
+    """Send what is queued for the held `provider` to its fallback (up to MOVE_CHUNK)."""
+    found = yield from rows("movable_of_provider", provider=provider, limit=MOVE_CHUNK)
+    keys = {row["correlate"] for row in found if row["correlate"] is not None}
+    if not found:
+        return 0
+    yield from lock_keys([(p, key) for key in keys for p in (provider, fallback.to)])
+    found = yield from rows("movable_of_provider", provider=provider, limit=MOVE_CHUNK)
+    found = [row for row in found if row["correlate"] is None or row["correlate"] in keys]
+    yield from move_deliveries(found, fallback, now=now)
+    return len(found)
+
+
+def move_deliveries(found: Sequence[ReadRow], fallback: FallBack, *, now: float) -> Step[set[str]]:
+    """Send `found` (in their keys' order, keys locked) to `fallback.to` instead: each is
+    cancelled naming the delivery that replaces it, which queues on the same key there; the
+    correlate map remembers where each key went. Returns their events (statuses recomputed)."""
+    replacing = []
+    for row in found:
+        moved = new_id("dlv")
+        message = f"sent to {fallback.to} instead, as {moved}: {fallback.why}"
+        yield from execute("cancel_moved", id=row["id"], message=message)
+        action = sent_elsewhere(json.loads(row["action"]), to=fallback.to, why=fallback.why)
+        yield from execute(
+            "insert_moved",
+            id=moved,
+            event_id=row["event_id"],
+            event_received_at=row["event_received_at"],
+            rule=row["rule"],
+            provider=fallback.to,
+            action=dumps(action),
+            correlate=row["correlate"],
+            now=now,
+            moved_from=row["id"],
+        )
+        if row["correlate"] is not None:
+            replacing.append(moved)
+    for provider, correlate in dict.fromkeys(
+        (row["provider"], row["correlate"]) for row in found if row["correlate"] is not None
+    ):
+        yield from execute(
+            "move_ticket", provider=provider, correlate=correlate, moved_to=fallback.to, now=now
+        )
+    yield from settle_queued(replacing)
+    events = {row["event_id"] for row in found}
+    yield from recompute_event_statuses(events)
+    if found:
+        yield from execute("notify_work")
+    return events
 
 
 def retry_delivery(delivery_id: str, *, now: float) -> Step[bool]:

@@ -122,6 +122,7 @@ def delivery_from_row(row: ReadRow, attempt_log: Sequence[Attempt] = ()) -> Deli
         ticket_ref=loads_optional(row["ticket_ref"]),
         attempt_log=tuple(attempt_log),
         blocked_by=row["blocked_by"],
+        moved_from=row["moved_from"],
     )
 
 

@@ -21,6 +21,7 @@ from bridge.records import (
     DeliveryStatus,
     EventDetail,
     EventStatus,
+    FallBack,
     IngestResult,
     NewEvent,
     ProviderHold,
@@ -128,6 +129,11 @@ class SQLStore(Store):
 
     async def provider_holds(self) -> dict[str, ProviderHold]:
         return await self._read(pacing.provider_holds)
+
+    async def fall_back_provider(self, provider: str, fallback: FallBack, *, now: float) -> int:
+        return await self._write(
+            functools.partial(queues.fall_back_provider, provider, fallback, now=now)
+        )
 
     async def list_events(
         self,

@@ -418,3 +418,16 @@ def test_the_gates_limits_must_let_something_in(tmp_path: Path) -> None:
         "<tmp>/rules/a.yaml:4: defaults.body_timeout: '0s' is not a duration of more than 0 (use seconds or 500ms, 2s, 5m)",
         "<tmp>/rules/a.yaml:5: defaults.max_in_flight: 0 must be >= 1",
     ]
+
+
+def test_a_fallback_names_another_defined_provider(tmp_path: Path) -> None:
+    text = (
+        "providers:\n"
+        "  audit: {type: log, fallback: audti}\n"
+        "  spare: {type: log, fallback: spare, fallback_after: soon}\n"
+    )
+    assert problems(tmp_path, {"a.yaml": text}) == [
+        "<tmp>/rules/a.yaml:2: providers.audit.fallback: provider 'audti' is not defined (did you mean 'audit'?)",
+        "<tmp>/rules/a.yaml:3: providers.spare.fallback: a provider cannot fall back to itself",
+        "<tmp>/rules/a.yaml:3: providers.spare.fallback_after: 'soon' is not a duration (use seconds or 500ms, 2s, 5m, 1h, 2d)",
+    ]
