@@ -63,6 +63,9 @@ class PhoneError(ValueError):
         super().__init__(f"{value!r} is not a phone number ({where}): {reason}")
 
 
+E164_DIGITS = 15
+
+
 def to_e164(value: object, region: str = NO_REGION, *, strict: bool = False) -> str:
     """`value` (text or an int) in E.164: "+56912345678".
 
@@ -86,7 +89,10 @@ def to_e164(value: object, region: str = NO_REGION, *, strict: bool = False) -> 
         raise PhoneError(
             value, default, "possible, but not valid: no such range in phonenumbers' metadata"
         )
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if len(e164) - 1 > E164_DIGITS:  # the metadata of a few countries allows longer ones
+        raise PhoneError(value, default, f"more than E.164's {E164_DIGITS} digits")
+    return e164
 
 
 def for_provider(value: str) -> str | None:

@@ -220,8 +220,8 @@ def test_anything_else_is_a_phone_error_never_another_exception(value: object, r
             result = to_e164(value, region, strict=strict)
         except PhoneError as exc:
             assert repr(value) in str(exc)
-        else:  # E.164 (phonenumbers' metadata allows a few numbers of 16 digits)
-            assert re.fullmatch(r"\+[1-9][0-9]{1,15}", result)
+        else:  # E.164: at most 15 digits
+            assert re.fullmatch(r"\+[1-9][0-9]{1,14}", result)
 
 
 @settings(max_examples=500, deadline=None)
@@ -281,3 +281,9 @@ def test_every_number_the_filter_took_before_is_taken_the_same_even_strict(
     if before is not None:
         assert to_e164(value, region) == before
         assert to_e164(value, region, strict=True) == before
+
+
+def test_a_number_longer_than_e164_allows_is_refused() -> None:
+    # phonenumbers' metadata takes 14 national digits for Nigeria: 17 with the country code
+    with pytest.raises(PhoneError, match="more than E.164's 15 digits"):
+        to_e164(10_000_000_000_000, "NG")
