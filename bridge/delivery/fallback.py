@@ -9,10 +9,11 @@ A delivery moves once: one sent to a fallback stays there.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 
 from bridge.config import Config, ProviderConfig
+from bridge.config.units import format_duration
 from bridge.records import AttemptResult, Claim, DeliveryStatus, FallBack, ProviderHold
+from bridge.views import iso
 
 
 def fallback_for(
@@ -33,7 +34,8 @@ def fallback_for(
         and delivery.tries >= 1
         and now - delivery.queued_at >= provider.fallback_after
     ):
-        why = f"{delivery.provider} has failed for {_duration(now - delivery.queued_at)}: {error}"
+        failing = format_duration(round(now - delivery.queued_at))
+        why = f"{delivery.provider} has failed for {failing}: {error}"
     else:
         return None
     return FallBack(to=to, why=why)
@@ -49,9 +51,8 @@ def held_fallback(
         return None
     if now - hold.since < provider.fallback_after:
         return None
-    since = datetime.fromtimestamp(hold.since, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     state = hold.state.value.replace("_", " ")
-    why = f"{hold.provider} has been {state} since {since}: {hold.reason}"
+    why = f"{hold.provider} has been {state} since {iso(hold.since)}: {hold.reason}"
     return FallBack(to=to, why=why)
 
 
@@ -61,8 +62,3 @@ def _fallback_of(
     """The provider's fallback while it is configured (a reload may have removed it)."""
     fallback = provider.fallback if provider else None
     return fallback if fallback in providers else None
-
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"

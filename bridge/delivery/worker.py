@@ -292,12 +292,14 @@ class Worker:
         result = decide(
             claim, outcome, config=self.service.config, started=started, now=now, rng=self.rng
         )
-        result = replace(result, fallback=fallback_for(claim, result, self.service.config, now))
+        fallback = fallback_for(claim, result, self.service.config, now)
+        if fallback is not None:
+            result = replace(result, fallback=fallback)
         kept = await self.store.finish_attempt(claim, result, now=now)
         self.metrics.attempted(delivery.provider, outcome.kind.value)
         if kept:
             latency = now - claim.event.received_at
-            status = DeliveryStatus.CANCELLED if result.fallback else result.status
+            status = DeliveryStatus.CANCELLED if fallback else result.status
             self.metrics.finished(delivery.provider, status, latency=latency)
         facts = {**_attempt_facts(claim, result), "http_status": outcome.status_code}
         if result.hold is not None and kept:
@@ -306,8 +308,7 @@ class Worker:
             await self._pace_outcome(claim, pace, outcome.kind, facts, now=now)
         if not kept:
             log.warning("attempt outcome dropped: the lease was lost", extra=facts)
-        elif result.fallback is not None:
-            fallback = result.fallback
+        elif fallback is not None:
             log.warning(
                 f"sent to {fallback.to} instead: {fallback.why}",
                 extra={**facts, "action": "fallback", "to": fallback.to},

@@ -86,17 +86,17 @@ def finish_attempt(claim: Claim, result: AttemptResult, *, now: float) -> Step[b
         ticket_ref=ticket_ref,
     )
     events = {held["event_id"]}
+    # where it stands in its key's queue: what comes after it follows it, or dies with it
+    place = {
+        "id": delivery_id,
+        "provider": provider,
+        "correlate": correlate,
+        "event_received_at": held["event_received_at"],
+        "event_id": held["event_id"],
+        "seq": held["seq"],
+    }
     if fallback is not None:  # it and what waits behind it on its key go to the fallback
-        moving = yield from rows(
-            "movable_from_dead",
-            id=delivery_id,
-            provider=provider,
-            correlate=correlate,
-            event_received_at=held["event_received_at"],
-            event_id=held["event_id"],
-            seq=held["seq"],
-            limit=MOVE_CHUNK,
-        )
+        moving = yield from rows("movable_from_dead", **place, limit=MOVE_CHUNK)
         events |= yield from move_deliveries(moving, fallback, now=now)
     elif correlate is not None:
         if status is DeliveryStatus.DONE and (
@@ -117,16 +117,7 @@ def finish_attempt(claim: Claim, result: AttemptResult, *, now: float) -> Step[b
                 f"not sent: {delivery_id} (rule {held['rule']}), an earlier action for the "
                 f"same ticket, is dead: {result.last_error or 'no reason recorded'}"
             )
-            killed = yield from rows(
-                "kill_followers",
-                id=delivery_id,
-                message=message,
-                provider=provider,
-                correlate=correlate,
-                event_received_at=held["event_received_at"],
-                event_id=held["event_id"],
-                seq=held["seq"],
-            )
+            killed = yield from rows("kill_followers", **place, message=message)
             events |= {row["event_id"] for row in killed}
     yield from recompute_event_statuses(events)
     return True
@@ -141,14 +132,15 @@ def fall_back_provider(provider: str, fallback: FallBack, *, now: float) -> Step
     yield from lock_keys([(p, key) for key in keys for p in (provider, fallback.to)])
     found = yield from rows("movable_of_provider", provider=provider, limit=MOVE_CHUNK)
     found = [row for row in found if row["correlate"] is None or row["correlate"] in keys]
-    yield from move_deliveries(found, fallback, now=now)
+    yield from recompute_event_statuses((yield from move_deliveries(found, fallback, now=now)))
     return len(found)
 
 
 def move_deliveries(found: Sequence[ReadRow], fallback: FallBack, *, now: float) -> Step[set[str]]:
     """Send `found` (in their keys' order, keys locked) to `fallback.to` instead: each is
     cancelled naming the delivery that replaces it, which queues on the same key there; the
-    correlate map remembers where each key went. Returns their events (statuses recomputed)."""
+    correlate map remembers where each key went. Returns their events, whose statuses the
+    caller recomputes."""
     replacing = []
     for row in found:
         moved = new_id("dlv")
@@ -176,11 +168,9 @@ def move_deliveries(found: Sequence[ReadRow], fallback: FallBack, *, now: float)
             "move_ticket", provider=provider, correlate=correlate, moved_to=fallback.to, now=now
         )
     yield from settle_queued(replacing)
-    events = {row["event_id"] for row in found}
-    yield from recompute_event_statuses(events)
     if found:
         yield from execute("notify_work")
-    return events
+    return {row["event_id"] for row in found}
 
 
 def retry_delivery(delivery_id: str, *, now: float) -> Step[bool]:
