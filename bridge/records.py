@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bridge.config.model import Fold
+
 
 class EventStatus(enum.StrEnum):
     ACCEPTED = "accepted"  # stored; not yet routed, or deliveries still pending
@@ -85,6 +87,7 @@ class NewDelivery:
     correlate: str | None
     status: DeliveryStatus = DeliveryStatus.PENDING  # DEAD for a render error
     last_error: str | None = None
+    fold: Fold | None = None  # its rule folds bursts on its key (bridge/folding.py)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -134,6 +137,8 @@ class Delivery:
     # waiting: the delivery just before it on its key; dead: the one whose death killed it
     blocked_by: str | None = None
     moved_from: str | None = None  # the delivery of another provider this one replaces
+    folded: Sequence[str] = ()  # a note of storm folding: the events it lists
+    folded_into: str | None = None  # an event's delivery skipped: the note that lists it
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -93,6 +93,11 @@ def why(delivery: Delivery, hold: ProviderHold | None, *, now: float) -> str:
                 f"{ends} now with `ticketbridge resume {hold.provider}`"
             )
         return f"provider {hold.provider}'s circuit is open until {iso(hold.until)}: {hold.reason}"
+    if status is DeliveryStatus.PENDING and delivery.folded and not delivery.attempts:
+        return (
+            f"a note folding {len(delivery.folded)} events for the same ticket, sent when "
+            f"its window closes at {iso(delivery.next_attempt_at)}"
+        )
     if status is DeliveryStatus.PENDING and delivery.attempts:
         return (
             f"retrying: attempt {delivery.attempts} failed ({delivery.last_error}); "
@@ -123,6 +128,8 @@ def delivery_json(
         "ticket_ref": delivery.ticket_ref,
         "waiting_for": delivery.blocked_by,
         "moved_from": delivery.moved_from,
+        "folded": list(delivery.folded),
+        "folded_into": delivery.folded_into,
         "reason": why(delivery, hold, now=now),
         "attempt_log": [attempt_json(a) for a in delivery.attempt_log],
     }

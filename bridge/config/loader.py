@@ -29,6 +29,7 @@ from bridge.config.model import (
     Config,
     Defaults,
     DocPath,
+    Fold,
     Location,
     Locations,
     ProviderConfig,
@@ -380,6 +381,12 @@ def _breaker(raw: Mapping[str, Any]) -> CircuitBreakerPolicy:
     )
 
 
+def _fold(raw: Mapping[str, Any] | None) -> Fold | None:
+    if raw is None:
+        return None
+    return Fold(window=parse_duration(raw["window"]), max=int(raw.get("max", 50)))
+
+
 def _rate_limit(raw: Mapping[str, Any] | None) -> RateLimit | None:
     if raw is None:
         return None
@@ -400,6 +407,7 @@ def _rule(index: int, raw: dict[str, Any], locations: Mapping[DocPath, Location]
         continue_=bool(raw.get("continue", False)),
         on_existing=OnExisting(raw.get("on_existing", "update")),
         on_missing=OnMissing(raw.get("on_missing", "skip")),
+        fold=_fold(raw.get("fold")),
         doc_path=("rules", index),
         location=locations[("rules", index)],
     )

@@ -158,6 +158,14 @@ class ProviderConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Fold:
+    """Storm folding (a rule's `fold`): see bridge/folding.py."""
+
+    window: float  # seconds after the first event's arrival
+    max: int = 50  # events in one note
+
+
+@dataclass(frozen=True, kw_only=True)
 class RuleConfig:
     name: str
     sources: tuple[str, ...]  # empty: only usable as a source's default_rule
@@ -169,6 +177,7 @@ class RuleConfig:
     continue_: bool = False
     on_existing: OnExisting = OnExisting.UPDATE
     on_missing: OnMissing = OnMissing.SKIP
+    fold: Fold | None = None
     doc_path: DocPath  # ("rules", i) in the merged document
     location: Location
 

@@ -214,6 +214,11 @@ def reference_findings(
         provider = rule.get("provider")
         if isinstance(provider, str) and provider not in providers:
             undefined("provider", provider, ("rules", i, "provider"), providers)
+        ticket = rule.get("ticket")
+        if "fold" in rule and not (isinstance(ticket, dict) and "correlate" in ticket):
+            findings.append(
+                (("rules", i, "fold"), "fold needs ticket.correlate: it folds by that key")
+            )
 
     for name, provider in providers.items():
         fallback = provider.get("fallback") if isinstance(provider, dict) else None

@@ -70,6 +70,7 @@ def route_event(
             correlate=r.action.correlate if r.action else None,
             status=DeliveryStatus.PENDING if r.action else DeliveryStatus.DEAD,
             last_error=str(r.error) if r.error else None,
+            fold=service.rules[r.rule].config.fold,
         )
         for r in result.rendered
     ]

@@ -14,10 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bridge import folding
+from bridge.config.model import Fold
 from bridge.exceptions import StoreError
-from bridge.records import IngestResult, Routing, StoredEvent
+from bridge.records import DeliveryStatus, IngestResult, Routing, StoredEvent
 from bridge.store.queues import lock_keys, recompute_event_statuses, settle_queued
-from bridge.store.rows import delivery_params, dumps, event_from_row
+from bridge.store.rows import delivery_params, dumps, event_from_row, loads_optional
 from bridge.store.steps import Step, execute, first, many, rows
 from bridge.tickets import sent_elsewhere
 
@@ -89,6 +91,55 @@ def follow_moved_tickets(deliveries: list[dict[str, Any]]) -> Step[None]:
             d["action"] = dumps(sent_elsewhere(json.loads(d["action"]), to=to, why=None))
 
 
+def fold(delivery: dict[str, Any], rule_fold: Fold, *, arrived: float, now: float) -> Step[None]:
+    """Storm folding of a new delivery (bridge/folding.py), its key locked: it goes as it is
+    and opens a window, becomes a note held until the window closes, or is skipped into the
+    latest note, which it joins."""
+    found = yield from first(
+        "latest_fold",
+        provider=delivery["provider"],
+        correlate=delivery["correlate"],
+        rule=delivery["rule"],
+    )
+    latest = None
+    if found is not None:
+        latest = folding.Latest(
+            id=found["id"],
+            queued_unsent=bool(found["queued_unsent"]),
+            fold_until=found["fold_until"],
+            folded=loads_optional(found["folded"]),
+            action=loads_optional(found["action"]),
+        )
+    step = folding.step(latest, arrived=arrived, fold=rule_fold)
+    if latest is None or step is folding.Step.OPEN:
+        delivery["fold_until"] = arrived + rule_fold.window
+        return
+    action = json.loads(delivery["action"])
+    event = {"event_id": delivery["event_id"], "arrived": arrived}
+    if step is folding.Step.JOIN:
+        assert latest.folded is not None
+        folded = folding.joined(latest.folded, action, **event)
+    else:
+        folded = folding.started(latest, action, **event)
+    full = len(folded["events"]) >= rule_fold.max
+    until = arrived if full else latest.fold_until  # a full note closes the window, and goes
+    due = now if full else latest.fold_until
+    note = dumps(folding.note(folded, action))
+    if step is folding.Step.JOIN:
+        yield from execute(
+            "join_fold", id=latest.id, folded=dumps(folded), action=note, fold_until=until, due=due
+        )
+        count = len(folded["events"])
+        delivery.update(
+            status=DeliveryStatus.SKIPPED.value,
+            next_attempt_at=None,
+            folded_into=latest.id,
+            last_error=f"folded into {latest.id}, a note of {count} events for this ticket",
+        )
+    else:
+        delivery.update(action=note, folded=dumps(folded), fold_until=until, next_attempt_at=due)
+
+
 def save_routing(routing: Routing, *, now: float) -> Step[bool]:
     event_id = routing.event_id
     deliveries = [delivery_params(d, now=now) for d in routing.deliveries]
@@ -102,6 +153,10 @@ def save_routing(routing: Routing, *, now: float) -> Step[bool]:
         return False
     if routing.supersede_dead:
         yield from execute("supersede_dead", event_id=event_id)
+    for new, params in zip(routing.deliveries, deliveries, strict=True):
+        foldable = params["correlate"] is not None and new.status is DeliveryStatus.PENDING
+        if new.fold is not None and foldable:
+            yield from fold(params, new.fold, arrived=row["received_at"], now=now)
     yield from many(
         "insert_delivery", [{**d, "event_received_at": row["received_at"]} for d in deliveries]
     )

@@ -30,6 +30,7 @@ delivery_id, number, started_at, duration, outcome, status_code, error, response
 -- name: delivery_columns
 d.seq, d.id, d.event_id, d.rule, d.provider, d.action, d.correlate, d.status, d.attempts,
 d.tries, d.created_at, d.queued_at, d.next_attempt_at, d.last_error, d.ticket_ref, d.moved_from,
+d.folded, d.folded_into,
 CASE WHEN d.status = 'waiting' THEN (
     SELECT e.id FROM deliveries AS e
     WHERE e.provider = d.provider AND e.correlate = d.correlate
@@ -118,9 +119,25 @@ WHERE event_id = :event_id AND status = 'dead'
 
 -- name: insert_delivery
 INSERT INTO deliveries (id, event_id, event_received_at, rule, provider, action, correlate,
-                        status, created_at, queued_at, next_attempt_at, last_error)
+                        status, created_at, queued_at, next_attempt_at, last_error, fold_until,
+                        folded, folded_into)
 VALUES (:id, :event_id, :event_received_at, :rule, :provider, :action, :correlate, :status,
-        :created_at, :created_at, :next_attempt_at, :last_error)
+        :created_at, :created_at, :next_attempt_at, :last_error, :fold_until, :folded,
+        :folded_into)
+
+-- The key's latest delivery of a folding rule (see bridge/folding.py).
+-- name: latest_fold
+SELECT id, status IN {queued} AND attempts = 0 AS queued_unsent, fold_until, folded, action
+FROM deliveries
+WHERE provider = :provider AND correlate = :correlate AND rule = :rule
+  AND fold_until IS NOT NULL
+ORDER BY event_received_at DESC, event_id DESC, seq DESC LIMIT 1
+
+-- An event joins a note: its list and text grow; a full one goes at once (:due).
+-- name: join_fold
+UPDATE deliveries
+SET folded = :folded, action = :action, fold_until = :fold_until, next_attempt_at = :due
+WHERE id = :id
 
 -- name: mark_routed
 UPDATE events SET routed_at = :now, matched_rules = :matched_rules, trace = :trace,
@@ -151,9 +168,12 @@ WHERE s.id {in_list:ids} AND s.status IN {queued}
   AND {key_order:d} > {key_order:s}
   AND d.status = 'pending' AND d.id {not_in_list:ids}
 
--- The key's first unfinished delivery, if it is waiting, may go now.
+-- The key's first unfinished delivery, if it is waiting, may go now (a note of storm
+-- folding: when its window closes).
 -- name: release_next
-UPDATE deliveries SET status = 'pending', next_attempt_at = :now
+UPDATE deliveries SET status = 'pending',
+    next_attempt_at = CASE WHEN folded IS NOT NULL AND fold_until > :now THEN fold_until
+                           ELSE :now END
 WHERE status = 'waiting' AND id = (
     SELECT id FROM deliveries
     WHERE provider = :provider AND correlate = :correlate AND status IN {unfinished}
@@ -245,7 +265,7 @@ UPDATE deliveries SET status = 'in_flight', lease_until = :until,
 FROM due WHERE deliveries.seq = due.due_seq
 RETURNING lease_token, seq, id, event_id, rule, provider, action, correlate, status, attempts,
           tries, created_at, queued_at, next_attempt_at, last_error, ticket_ref, blocked_by,
-          moved_from
+          moved_from, folded, folded_into
 
 -- name: claim_due_all
 {claim_due:claim_all}

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from bridge.exceptions import StoreError
+from bridge.folding import folded_event_ids
 from bridge.records import (
     Attempt,
     Delivery,
@@ -79,6 +80,9 @@ def delivery_params(delivery: NewDelivery, *, now: float) -> dict[str, Any]:
         "created_at": now,
         "next_attempt_at": now if queued else None,
         "last_error": delivery.last_error,
+        "fold_until": None,
+        "folded": None,
+        "folded_into": None,
     }
 
 
@@ -123,6 +127,8 @@ def delivery_from_row(row: ReadRow, attempt_log: Sequence[Attempt] = ()) -> Deli
         attempt_log=tuple(attempt_log),
         blocked_by=row["blocked_by"],
         moved_from=row["moved_from"],
+        folded=tuple(folded_event_ids(json.loads(row["folded"]))) if row["folded"] else (),
+        folded_into=row["folded_into"],
     )
 
 

@@ -431,3 +431,21 @@ def test_a_fallback_names_another_defined_provider(tmp_path: Path) -> None:
         "<tmp>/rules/a.yaml:3: providers.spare.fallback: a provider cannot fall back to itself",
         "<tmp>/rules/a.yaml:3: providers.spare.fallback_after: 'soon' is not a duration (use seconds or 500ms, 2s, 5m, 1h, 2d)",
     ]
+
+
+def test_a_folding_rule_needs_a_correlate_key(tmp_path: Path) -> None:
+    text = (
+        OK_PROVIDERS + "sources:\n  shop: {verify: {type: none}}\n"
+        "rules:\n"
+        "  - name: burst\n"
+        "    source: shop\n"
+        "    action: create_ticket\n"
+        "    provider: audit\n"
+        "    fold: {window: 30s}\n"
+        "    ticket: {subject: x}\n"
+        "  - {name: zero, source: shop, action: create_ticket, provider: audit, fold: {window: 0}, ticket: {subject: x, correlate: k}}\n"
+    )
+    assert problems(tmp_path, {"a.yaml": text}) == [
+        "<tmp>/rules/a.yaml:10: rules[0].fold: fold needs ticket.correlate: it folds by that key",
+        "<tmp>/rules/a.yaml:12: rules[1].fold.window: 0 must be > 0",
+    ]
