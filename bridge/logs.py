@@ -6,7 +6,10 @@ rule, provider, outcome, duration_ms, ...). Every configured secret value is rep
 
 Lines are written in batches (`LineBatches`): a write and a flush for each request's line
 were a tenth of the receiver's loop. A warning or worse is written at once, the rest within
-BATCH_SECONDS, and whatever is waiting when the process exits normally.
+BATCH_SECONDS, and whatever is waiting when the process exits. uvicorn's own lines are
+written at once too, with what waits before them: on SIGTERM uvicorn shuts down, logs
+"Finished server process" and then ends the process with the signal's default action, which
+runs no atexit (so no logging.shutdown) and would take the lines still waiting along.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import TextIO
 
 from bridge.redaction import mask
@@ -58,22 +61,36 @@ class JsonFormatter(logging.Formatter):
 BATCH_SECONDS = 0.05
 
 
+# the server's own loggers: a handful of lines (start, stop), the last one just before uvicorn
+# ends the process with the signal it handled
+SERVER_LOGGERS = frozenset({"uvicorn.error"})
+
+
 class LineBatches(logging.Handler):
     """Formatted lines kept and written together: by a thread of its own every
-    `BATCH_SECONDS`, at once for a warning or worse, and on flush (logging.shutdown at exit)."""
+    `BATCH_SECONDS`, at once for a warning or worse or a line of a logger in `at_once`, and on
+    flush (logging.shutdown at exit). Once closed, each line is written as it comes: whatever
+    still logs at the very end (another atexit handler, a thread) is not left waiting."""
 
-    def __init__(self, stream: TextIO, *, every: float = BATCH_SECONDS) -> None:
+    def __init__(
+        self, stream: TextIO, *, every: float = BATCH_SECONDS, at_once: Collection[str] = ()
+    ) -> None:
         super().__init__()
         self.stream = stream
         self._lines: list[str] = []
         self._every = every
+        self._at_once = frozenset(at_once)
         self._stop = threading.Event()
         self._writer: threading.Thread | None = None
 
     def emit(self, record: logging.LogRecord) -> None:  # called with self.lock held
         try:
             self._lines.append(self.format(record))
-            if record.levelno >= logging.WARNING:
+            if (
+                record.levelno >= logging.WARNING
+                or record.name in self._at_once
+                or self._stop.is_set()
+            ):
                 self._write()
             elif self._writer is None:
                 self._writer = threading.Thread(target=self._run, name="log-writer", daemon=True)
@@ -123,7 +140,7 @@ def configure_logging(level: str = "info", *, secrets: Iterable[str] = ()) -> No
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    handler = LineBatches(sys.stderr)
+    handler = LineBatches(sys.stderr, at_once=SERVER_LOGGERS)
     handler.setFormatter(JsonFormatter(secrets))
     root = logging.getLogger()
     for old in root.handlers:

@@ -1,15 +1,29 @@
+import asyncio
 import io
 import json
 import logging
+import signal
+from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from bridge.logs import JsonFormatter, LineBatches, configure_logging, mask_also
 from bridge.redaction import mask
+from bridge.store import open_store
 from tests.fakes.provider import FakeProvider
-from tests.helpers import poll, running_server, write_tree
+from tests.helpers import (
+    poll,
+    running_server,
+    server_process,
+    shop_event,
+    show_event,
+    worker_process,
+    write_tree,
+)
 
 
 @given(st.permutations(["Bearer abc-123", "abc-123", "token=abc-123&x"]))
@@ -166,3 +180,107 @@ def test_a_reloaded_configurations_secrets_are_masked_too_and_the_old_ones_still
         root.handlers[:] = saved
     line = json.loads(stream.getvalue())
     assert line["msg"] == "[redacted] and [redacted]"
+
+
+def test_a_closed_batch_and_the_servers_own_lines_are_written_at_once():
+    stream = io.StringIO()
+    handler = LineBatches(stream, every=3600.0, at_once={"test.server"})
+    for name in ("test.app", "test.server"):
+        logging.getLogger(name).handlers[:] = [handler]
+        logging.getLogger(name).propagate = False
+        logging.getLogger(name).setLevel(logging.INFO)
+    logging.getLogger("test.app").info("waiting")
+    assert stream.getvalue() == ""
+    logging.getLogger("test.server").info("finished")  # takes what waits before it along
+    assert stream.getvalue().splitlines() == ["waiting", "finished"]
+    handler.close()
+    logging.getLogger("test.app").info("after the end")
+    assert stream.getvalue().splitlines() == ["waiting", "finished", "after the end"]
+
+
+# -- the last lines of a process stopped with SIGTERM ------------------------------------------
+
+
+def _json_lines(log: Path) -> list[dict[str, Any]]:
+    text = log.read_text()
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_serve_stopped_with_sigterm_writes_every_line_to_its_last(tmp_path, processes):
+    root = write_tree(tmp_path, {"rules/main.yaml": SHUTDOWN_CONFIG, "templates/.keep": ""})
+    log = tmp_path / "serve.log"
+    with server_process(
+        rules=root / "rules",
+        templates=root / "templates",
+        db=f"sqlite:///{tmp_path / 'bridge.db'}",
+        log=log,
+        extra=["--processes", processes],
+    ) as server:
+        assert server.terminate() in (0, -signal.SIGTERM)  # uvicorn re-raises the signal
+    lines = _json_lines(log)
+    messages = [line["msg"] for line in lines]
+    started = [m.removeprefix("Started server process ") for m in messages if "Started se" in m]
+    assert len(started) == int(processes)
+    for pid in started:  # every receiver process wrote its lines up to its very last
+        assert f"Finished server process {pid}" in messages
+    assert messages.count("Application shutdown complete.") == int(processes)
+    # each one's worker drained and said so before the application's shutdown completed
+    stops = [i for i, line in enumerate(lines) if line.get("action") == "worker_stop"]
+    assert len(stops) == int(processes)
+    assert max(stops) < max(i for i, m in enumerate(messages) if m.startswith("Application sh"))
+    if processes == "1":
+        assert messages[-1] == f"Finished server process {started[0]}"
+
+
+def test_a_worker_stopped_with_sigterm_lets_the_attempt_finish_and_logs_it_all(tmp_path, capsys):
+    with FakeProvider(delay=1.0).running() as helpdesk:
+        config = SHUTDOWN_CONFIG.replace("type: log", f"{{type: http, url: {helpdesk.url}}}")
+        root = write_tree(tmp_path, {"rules/main.yaml": config, "templates/.keep": ""})
+        db = f"sqlite:///{tmp_path / 'bridge.db'}"
+        event_id = _stored(db, {"id": "W-1"})
+        log = tmp_path / "worker.log"
+        with worker_process(
+            rules=root / "rules", templates=root / "templates", db=db, log=log
+        ) as worker:
+            poll(lambda: helpdesk.requests, what="the attempt to reach the helpdesk")
+            assert worker.terminate() == 0
+    actions = [line.get("action") for line in _json_lines(log)]
+    assert actions[-3:] == ["worker_drain", "attempt", "worker_stop"], log.read_text()
+    drain, attempt, stop = _json_lines(log)[-3:]
+    assert drain["in_flight"] == 1 and drain["grace_s"] == 10.0
+    assert attempt["event_id"] == event_id and attempt["outcome"] == "success"
+    assert stop["msg"] == "worker stopped" and stop["released"] == 0
+    assert show_event(capsys, db, event_id)["status"] == "done"
+
+
+SHUTDOWN_CONFIG = """
+    defaults: {shutdown_grace: 10s}
+    providers:
+      helpdesk:
+        type: log
+    sources:
+      shop: {verify: {type: none}}
+    rules:
+      - name: order
+        source: shop
+        action: create_ticket
+        provider: helpdesk
+        ticket: {subject: "Order {{ body.id }}"}
+"""
+
+
+def _stored(db: str, payload: dict[str, object]) -> str:
+    """Store one event of `shop` (for a worker process to route and deliver); its id."""
+
+    async def ingest() -> str:
+        store = open_store(db)
+        await store.open()
+        try:
+            event = shop_event(1, payload)
+            [result] = await store.ingest([event], dedupe_window=60, now=event.received_at)
+            return result.event_id
+        finally:
+            await store.close()
+
+    return asyncio.run(ingest())

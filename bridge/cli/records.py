@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from functools import partial
 from importlib import resources
 from pathlib import Path
@@ -17,7 +18,7 @@ import httpx
 from bridge.cli.common import Failed, _load, _with_store
 from bridge.config import Defaults, load_defaults
 from bridge.delivery.steering import replay_event, retry_dead
-from bridge.records import EventStatus
+from bridge.records import Delivery, DeliveryStatus, EventStatus, NewDelivery
 from bridge.service import Service
 from bridge.store.base import Store
 from bridge.views import event_detail_json, event_detail_text, hold_until, iso
@@ -101,15 +102,44 @@ async def _replay(args: argparse.Namespace, service: Service, store: Store) -> i
         raise Failed(f"no event {args.event_id}")
     ids = ", ".join(d.id for d in routing.deliveries) or "none (no rule matches now)"
     print(f"{args.event_id}: routed again with the current rules; new deliveries: {ids}")
+    # a ticket that does not render here is stored dead at once: no worker will send it
+    dead = [d for d in routing.deliveries if d.status is DeliveryStatus.DEAD]
+    if dead:
+        raise Failed(
+            _listed(f"{len(dead)} new deliveries are dead, their tickets did not render:", dead)
+        )
     return 0
 
 
 async def _retry_dead(args: argparse.Namespace, store: Store) -> int:
-    queued, unrendered = await retry_dead(store, provider=args.provider, now=time.time())
-    for delivery_id in unrendered:
-        print(f"{delivery_id}: not retried (it never rendered); replay its event instead")
+    queued, not_queued = await retry_dead(store, provider=args.provider, now=time.time())
     print(f"{queued} dead deliveries queued again")
+    unrendered = [d for d in not_queued if d.action is None]
+    refused = [d for d in not_queued if d.action is not None]
+    problems = []
+    if unrendered:
+        problems.append(
+            _listed(
+                f"{len(unrendered)} dead deliveries never rendered, replay their events instead:",
+                unrendered,
+            )
+        )
+    if refused:
+        problems.append(_listed(f"{len(refused)} dead deliveries could not be queued:", refused))
+    if problems:
+        raise Failed("\n".join(problems))
     return 0
+
+
+def _listed(headline: str, deliveries: Sequence[Delivery | NewDelivery]) -> str:
+    """`headline`, then each delivery: its id, event, rule and provider, and why it is dead as
+    stored (with every configured secret masked when it was stored)."""
+    lines = [headline]
+    for d in deliveries:
+        lines.append(
+            f"  {d.id} (event {d.event_id}, rule {d.rule}, provider {d.provider}): {d.last_error}"
+        )
+    return "\n".join(lines)
 
 
 def cmd_purge(args: argparse.Namespace) -> int:

@@ -122,13 +122,23 @@ def cmd_worker(args: argparse.Namespace) -> int:
         store = open_store(args.db)
         await store.open()
         worker = Worker(service=service, store=store)
+        stopping: list[asyncio.Task[None]] = []
+
+        def stop() -> None:
+            if not stopping:  # a second signal changes nothing: the grace is already running
+                stopping.append(asyncio.create_task(worker.stop()))
+
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(worker.stop()))
+            loop.add_signal_handler(sig, stop)
         reloader = Reloader(service, client=client, users=[worker.use])
         try:
             with reload_on_sighup(reloader):
                 await worker.run()
+            # run() returns as soon as the worker stops claiming; the attempts in flight
+            # finish (or are released) within the grace, while the store is still open
+            for task in stopping:
+                await task
         finally:
             await store.close()
             await client.aclose()

@@ -2,6 +2,8 @@
 
 A rule whose ticket fails to render still gets a delivery, stored dead with the template,
 line and message, so the event is never lost and can be replayed once the template is fixed.
+The message is stored with every configured secret masked, as a provider's answer is: it may
+quote a value of the event, and `show`, the admin and `replay` print it as stored.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 from bridge.exceptions import RenderError
 from bridge.records import DeliveryStatus, NewDelivery, Routing, StoredEvent
+from bridge.redaction import mask
 from bridge.rendering.actions import event_context, rule_context
 from bridge.routing.matcher import MatchResult
 from bridge.service import Service
@@ -69,7 +72,7 @@ def route_event(
             action=r.action.to_json() if r.action else None,
             correlate=r.action.correlate if r.action else None,
             status=DeliveryStatus.PENDING if r.action else DeliveryStatus.DEAD,
-            last_error=str(r.error) if r.error else None,
+            last_error=mask(str(r.error), service.config.secrets) if r.error else None,
             fold=service.rules[r.rule].config.fold,
         )
         for r in result.rendered

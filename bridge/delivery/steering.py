@@ -8,7 +8,14 @@ from functools import partial
 
 from bridge.delivery.dispatch import route_event
 from bridge.ids import new_id
-from bridge.records import UNTIL_RESUMED, DeliveryStatus, HoldState, ProviderHold, Routing
+from bridge.records import (
+    UNTIL_RESUMED,
+    Delivery,
+    DeliveryStatus,
+    HoldState,
+    ProviderHold,
+    Routing,
+)
 from bridge.service import Service
 from bridge.store.base import Store
 
@@ -29,19 +36,28 @@ async def replay_event(
     return routing
 
 
-async def retry_dead(store: Store, *, provider: str | None, now: float) -> tuple[int, list[str]]:
+async def retry_dead(
+    store: Store, *, provider: str | None, now: float
+) -> tuple[int, list[Delivery]]:
     """Queue every dead delivery (of `provider`) again, oldest first, so that each key keeps
     its order (a retried one takes the ones its death killed along). Returns how many were
-    queued again and the ids of those that cannot be (they never rendered: replay their event)."""
+    queued again and, oldest first, those that were not and are still dead: the ones that
+    never rendered (there is no action to send: replay their event), and any the store would
+    not queue again."""
     dead = await store.list_deliveries(status=DeliveryStatus.DEAD, provider=provider, limit=100_000)
-    unrendered = []
+    refused: set[str] = set()
     for delivery in reversed(dead):
         if delivery.action is None:
-            unrendered.append(delivery.id)
-            continue
-        await store.retry_delivery(delivery.id, now=now)
-    left = await store.list_deliveries(status=DeliveryStatus.DEAD, provider=provider, limit=100_000)
-    return len(dead) - len(left), unrendered
+            refused.add(delivery.id)
+        elif not await store.retry_delivery(delivery.id, now=now):
+            refused.add(delivery.id)  # or queued already, along with the one that killed it
+    if refused:
+        left = await store.list_deliveries(
+            status=DeliveryStatus.DEAD, provider=provider, limit=100_000
+        )
+        refused &= {delivery.id for delivery in left}
+    not_queued = [delivery for delivery in reversed(dead) if delivery.id in refused]
+    return len(dead) - len(not_queued), not_queued
 
 
 async def pause_provider(

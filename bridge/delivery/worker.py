@@ -117,16 +117,31 @@ class Worker:
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop claiming; give running attempts `grace` seconds (defaults.shutdown_grace) to
-        finish. Any still running then is cancelled, which releases its delivery at once."""
+        finish. Any still running then is cancelled, which releases its delivery at once. The
+        log says how many it waits for (`worker_drain`) and, last, that it stopped."""
         self._stopping = True
         self.wake()
         running = set(self._running)
+        late: set[asyncio.Task[None]] = set()
         if running:
-            _, late = await asyncio.wait(running, timeout=self.grace if grace is None else grace)
+            grace = self.grace if grace is None else grace
+            log.info(
+                f"stopping: {len(running)} attempts in flight get {grace:g}s to finish",
+                extra={"action": "worker_drain", "in_flight": len(running), "grace_s": grace},
+            )
+            _, late = await asyncio.wait(running, timeout=grace)
             for task in late:
                 task.cancel()
             if late:
                 await asyncio.wait(late)
+        log.info(
+            "worker stopped",
+            extra={
+                "action": "worker_stop",
+                "finished": len(running) - len(late),
+                "released": len(late),
+            },
+        )
 
     async def run_until_idle(self, *, limit: float = 10.0) -> None:
         """Route and deliver until nothing will be due within `limit` seconds (retries that
