@@ -22,7 +22,7 @@ from bridge.config import Config, RuleConfig, draft_config
 from bridge.exceptions import ConfigError, Problem
 from bridge.providers.base import Provider
 from bridge.providers.registry import build_providers
-from bridge.rendering.actions import CompiledTicket, compile_ticket
+from bridge.rendering.actions import EVENT_CONTEXT, CompiledTicket, compile_ticket, name_problems
 from bridge.rendering.templates import CompiledExpression, TemplateProblem, Templates
 from bridge.routing.conditions import compile_condition
 from bridge.routing.matcher import MatchableRule, Matcher
@@ -96,16 +96,7 @@ def _load_service(
         )
         predicate = None
         if rule.if_expr:
-            at = config.locate(rule.doc_path + ("if",))
-            try:
-                expression = templates.compile_expression(
-                    rule.if_expr, name=f"{at.file}:{at.line} {at.path}"
-                )
-                predicate = _predicate(expression)
-            except TemplateProblem as exc:
-                problems.append(
-                    Problem(file=at.file, line=at.line, path=at.path, message=exc.message)
-                )
+            predicate = _compile_if(rule, config, templates, problems)
         ticket = compile_ticket(rule, config=config, templates=templates, problems=problems)
         rules[rule.name] = CompiledRule(config=rule, ticket=ticket)
         matchable.append(
@@ -135,14 +126,35 @@ def _load_service(
     )
 
 
+def _compile_if(
+    rule: RuleConfig, config: Config, templates: Templates, problems: list[Problem]
+) -> Any:
+    """The predicate of a rule's `if` expression, which sees what its conditions see."""
+    path = rule.doc_path + ("if",)
+    at = config.locate(path)
+    try:
+        expression = templates.compile_expression(
+            str(rule.if_expr), name=f"{at.file}:{at.line} {at.path}"
+        )
+    except TemplateProblem as exc:
+        shown = config.show(rule.if_expr, path)
+        message = f"{shown} is not an expression: {exc.message}"
+        problems.append(Problem(file=at.file, line=at.line, path=at.path, message=message))
+        return None
+    problems += name_problems(expression.reads, context=EVENT_CONTEXT, at=at, templates=templates)
+    return _predicate(expression)
+
+
 def _trusted_proxies(config: Config, problems: list[Problem]) -> TrustedProxies:
     networks = []
     for index, value in enumerate(config.defaults.trusted_proxies):
         try:
             networks.append(parse_network(value))
-        except ValueError as exc:
-            at = config.locate(("defaults", "trusted_proxies", index))
-            problems.append(Problem(file=at.file, line=at.line, path=at.path, message=str(exc)))
+        except ValueError:
+            path = ("defaults", "trusted_proxies", index)
+            message = f"{config.show(value, path)} is not an IP address or network"
+            at = config.locate(path)
+            problems.append(Problem(file=at.file, line=at.line, path=at.path, message=message))
     return TrustedProxies(networks)
 
 

@@ -66,12 +66,12 @@ MISTAKES = {
     "unknown source": Mistake(
         line=8,
         text="    source: from",
-        problem="<rules>/all.yaml:8: rules[0].source: source 'from' is not defined (did you mean 'form'?)",
+        problem="<rules>/all.yaml:8: rules[0].source: source 'from' is not defined (defined: form); did you mean 'form'?",
     ),
     "unknown provider": Mistake(
         line=14,
         text="    provider: adit",
-        problem="<rules>/all.yaml:14: rules[1].provider: provider 'adit' is not defined (did you mean 'audit'?)",
+        problem="<rules>/all.yaml:14: rules[1].provider: provider 'adit' is not defined (defined: audit, desk); did you mean 'audit'?",
     ),
     "duplicate rule name": Mistake(
         line=15,
@@ -81,7 +81,7 @@ MISTAKES = {
     "bad regex": Mistake(
         line=17,
         text='    when: {body.email: {regex: "(unclosed"}}',
-        problem="<rules>/all.yaml:17: rules[2].when.body.email.regex: `regex` expects a valid regular expression: missing ), unterminated subpattern at position 0",
+        problem="<rules>/all.yaml:17: rules[2].when.body.email.regex: `regex` '(unclosed' does not compile: missing ), unterminated subpattern at position 0",
     ),
     "unknown operator": Mistake(
         line=22,
@@ -91,7 +91,7 @@ MISTAKES = {
     "bad if expression": Mistake(
         line=23,
         text='    if: "body.total >"',
-        problem="<rules>/all.yaml:23: rules[3].if: unexpected 'end of template'",
+        problem="<rules>/all.yaml:23: rules[3].if: 'body.total >' is not an expression: unexpected 'end of template'",
     ),
     "template syntax error": Mistake(
         line=27,

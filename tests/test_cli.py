@@ -17,6 +17,7 @@ import pytest
 
 from bridge.cli import main
 from bridge.delivery.worker import Worker
+from bridge.exceptions import ConfigError
 from bridge.ids import new_id
 from bridge.records import HoldState, ProviderHold
 from bridge.service import load_service
@@ -132,6 +133,127 @@ def test_check_as_a_process_prints_all_nine_mistakes_in_one_run(tmp_path):
         for m in MISTAKES.values()
     ]
     assert done.stderr.strip() == "9 problem(s) found"
+
+
+RULE_CONTEXT = "body, headers, query, source, event, rule, vars, now"
+
+
+def test_check_without_samples_refuses_a_template_reading_a_name_the_context_never_holds(
+    tmp_path, capsys
+):
+    write_tree(
+        tmp_path,
+        {
+            "rules/main.yaml": """
+                providers:
+                  audit: {type: log}
+                sources:
+                  shop: {verify: {type: none}}
+                rules:
+                  - name: order
+                    source: shop
+                    if: "rule.name == 'order'"
+                    action: create_ticket
+                    provider: audit
+                    ticket:
+                      subject: "Order for {{ customer_name }}"
+                      message: {text: {template: note.txt.j2}}
+            """,
+            "templates/note.txt.j2": "Hello\n{% include 'sign.j2' %}\n",
+            "templates/sign.j2": "{% set team = vars.team %}{{ team }}\n{{ customer_name }}\n",
+        },
+    )
+    assert main(["check", *args_for(tmp_path)]) == 1
+    rules, templates = f"{tmp_path}/rules/main.yaml", f"{tmp_path}/templates"
+    assert capsys.readouterr().out.splitlines() == [
+        f"{rules}:8: rules[0].if: unknown variable 'rule': templates here see only "
+        "body, headers, query, source, event, vars, now (`rule` is seen by a rule's ticket, "
+        "not by its `if`, which chooses the rule)",
+        f"{rules}:12: rules[0].ticket.subject: unknown variable 'customer_name': templates here "
+        f"see only {RULE_CONTEXT} (a payload field is body.customer_name)",
+        f"{templates}/sign.j2:2: rules[0].ticket.message.text.template: unknown variable "
+        f"'customer_name': templates here see only {RULE_CONTEXT} "
+        "(a payload field is body.customer_name)",
+    ]
+    # found at load, so `serve` and `worker` refuse the configuration too
+    with pytest.raises(ConfigError):
+        load_service(tmp_path / "rules", tmp_path / "templates", {}, httpx.AsyncClient())
+
+
+def test_check_counts_in_words_and_says_which_rules_no_sample_rendered(tree, capsys):
+    assert main(["check", *args_for(tree)]) == 0
+    samples = tree / "rules" / "samples"
+    assert capsys.readouterr().out.splitlines() == [
+        "ok: 1 source, 2 rules, 2 providers, 0 samples",
+        "0 of 2 rules rendered against a sample; not rendered: vip-order, any-order "
+        f"(a sample is a payload in {samples}/SOURCE/NAME.json)",
+    ]
+    write_tree(
+        tree,
+        {
+            "rules/samples/shop/small.json": '{"kind": "order", "id": "A1", "total": 40}',
+            "rules/samples/shop/other.json": '{"kind": "refund", "id": "A2"}',
+        },
+    )
+    assert main(["check", *args_for(tree)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "ok: 1 source, 2 rules, 2 providers, 2 samples",
+        "1 of 2 rules rendered against a sample; not rendered: vip-order",
+        f"  {samples}/shop/other.json: no rule (unmatched)",
+        f"  {samples}/shop/small.json: any-order",
+    ]
+    write_tree(tree, {"rules/samples/shop/big.json": '{"kind": "order", "id": "A3", "total": 500}'})
+    assert main(["check", *args_for(tree)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[:2] == [
+        "ok: 1 source, 2 rules, 2 providers, 3 samples",
+        "2 of 2 rules rendered against a sample",
+    ]
+
+
+def test_a_sample_folder_naming_no_source_lists_the_sources(tree, capsys):
+    write_tree(tree, {"rules/samples/shopp/a.json": "{}"})
+    assert main(["check", *args_for(tree)]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        f"{tree}/rules/samples/shopp/a.json: no source named 'shopp' (the folder names the "
+        "source) (defined: shop)"
+    ]
+
+
+CHOOSE_RULES = (
+    "give another with --rules DIR or the BRIDGE_RULES environment variable, "
+    "or run `ticketbridge init` to write a working example"
+)
+
+
+def test_a_missing_rules_directory_is_named_with_how_to_choose_another(
+    tmp_path, capsys, monkeypatch
+):
+    assert main(["check", "--rules", str(tmp_path / "nope")]) == 1
+    out = capsys.readouterr().out
+    assert (
+        out
+        == f"{tmp_path}/nope: the rules directory {tmp_path}/nope does not exist: {CHOOSE_RULES}\n"
+    )
+    # in an empty directory, with the defaults: the absolute path of ./rules
+    monkeypatch.delenv("BRIDGE_RULES", raising=False)
+    monkeypatch.chdir(tmp_path)
+    for command in (["check"], ["serve", "--db", f"sqlite:///{tmp_path}/bridge.db"]):
+        assert main(command) == 1
+        assert capsys.readouterr().out == (
+            f"rules: the rules directory {tmp_path}/rules does not exist: {CHOOSE_RULES}\n"
+        )
+
+
+def test_a_missing_templates_directory_is_named_with_how_to_choose_another(tree, capsys):
+    missing = tree / "elsewhere"
+    assert main(["check", "--rules", str(tree / "rules"), "--templates", str(missing)]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        f"{tree}/rules/main.yaml:20: rules[0].ticket.message.text.template: template file "
+        f"'order.txt.j2' not found: the templates directory {missing} does not exist; give "
+        "another with --templates DIR or the BRIDGE_TEMPLATES environment variable, or run "
+        "`ticketbridge init` to write a working example"
+    ]
 
 
 def test_try_explains_why_a_rule_did_not_match(tree, tmp_path, capsys):

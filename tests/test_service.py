@@ -96,8 +96,8 @@ rules:
 """,
     )
     assert problems_of(tmp_path) == [
-        "<rules>/all.yaml:5: sources.other.default_rule: rule 'fallbak' is not defined",
-        "<rules>/all.yaml:10: rules[0].provider: provider 'awal' is not defined",
+        "<rules>/all.yaml:5: sources.other.default_rule: rule 'fallbak' is not defined (defined: r)",
+        "<rules>/all.yaml:10: rules[0].provider: provider 'awal' is not defined (defined: audit)",
         "<rules>/all.yaml:13: rules[0].ticket.metadata.x: unexpected '}'",
     ]
 
@@ -135,7 +135,7 @@ rules:
         "<rules>/all.yaml:2: providers.awal: missing required key 'phone_number_id'",
         "<rules>/all.yaml:5: sources.shop.dedupe_key: unexpected end of template, expected 'end of print statement'.",
         "<rules>/all.yaml:9: rules[0].action: 'create_tiket' is not one of create_ticket, update_ticket, close_ticket, reopen_ticket, add_note",
-        "<rules>/all.yaml:14: rules[1].when.body.kind.regex: `regex` expects a valid regular expression: unterminated character set at position 0",
+        "<rules>/all.yaml:14: rules[1].when.body.kind.regex: `regex` '[' does not compile: unterminated character set at position 0",
     ]
 
 
@@ -187,5 +187,5 @@ rules:
     )
     assert problems_of(tmp_path) == [
         "<rules>/all.yaml:2: defaults.retry.cap: 'forever' is not a duration (use seconds or 500ms, 2s, 5m, 1h, 2d)",
-        "<rules>/all.yaml:9: rules[0].source: source 'from' is not defined (did you mean 'form'?)",
+        "<rules>/all.yaml:9: rules[0].source: source 'from' is not defined (defined: form); did you mean 'form'?",
     ]

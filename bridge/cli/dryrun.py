@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.cli.common import Failed, _load
+from bridge.config.quoting import defined
 from bridge.exceptions import RejectedRequest
 from bridge.recorder import Recorder
 from bridge.redaction import mask
@@ -46,10 +47,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     samples = sorted(
         p for p in samples_dir.glob("*/*.json") if not p.name.endswith(".headers.json")
     )
+    rendered: set[str] = set()  # the rules some sample matched and rendered
     for sample in samples:
         source = sample.parent.name
         if source not in service.sources:
-            problems.append(f"{sample}: no source named {source!r} (the folder names the source)")
+            problems.append(
+                f"{sample}: no source named {source!r} (the folder names the source) "
+                f"{defined('source', list(service.sources))}"
+            )
             continue
         headers_file = sample.with_name(sample.stem + ".headers.json")
         headers = json.loads(headers_file.read_text()) if headers_file.exists() else {}
@@ -64,6 +69,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         for trial in trials:
             matched = ", ".join(trial.dispatch.match.matched) or "no rule (unmatched)"
             lines.append(f"{sample}: {matched}")
+            rendered.update(action.rule for action in trial.actions)
             for action in trial.actions:
                 if action.error:
                     problems.append(f"{sample}: rule {action.rule}: {action.error}")
@@ -77,13 +83,39 @@ def cmd_check(args: argparse.Namespace) -> int:
     if problems:
         print(f"{len(problems)} problem(s) found", file=sys.stderr)
         return 1
-    print(
-        f"ok: {len(config.sources)} sources, {len(config.rules)} rules, "
-        f"{len(config.providers)} providers, {len(samples)} samples"
-    )
+    counts = [
+        _count(len(config.sources), "source"),
+        _count(len(config.rules), "rule"),
+        _count(len(config.providers), "provider"),
+        _count(len(samples), "sample"),
+    ]
+    print(f"ok: {', '.join(counts)}")
+    print(_coverage([rule.name for rule in config.rules], rendered, samples_dir))
     for line in lines:
         print(f"  {line}")
     return 0
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+UNRENDERED_LISTED = 20  # rule names listed as not rendered; more are counted
+
+
+def _coverage(rules: list[str], rendered: set[str], samples_dir: Path) -> str:
+    """How many rules the samples rendered, and which they did not."""
+    left = [name for name in rules if name not in rendered]
+    done = len(rules) - len(left)
+    line = f"{done} of {_count(len(rules), 'rule')} rendered against a sample"
+    if not left:
+        return line
+    listed = ", ".join(left[:UNRENDERED_LISTED])
+    more = len(left) - UNRENDERED_LISTED
+    line += f"; not rendered: {listed}" + (f" and {more} more" if more > 0 else "")
+    if not done:
+        line += f" (a sample is a payload in {samples_dir}/SOURCE/NAME.json)"
+    return line
 
 
 def cmd_try(args: argparse.Namespace) -> int:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +39,7 @@ from bridge.config.model import (
     format_path,
     locate,
 )
+from bridge.config.quoting import is_secret_key
 from bridge.config.units import parse_duration, parse_size
 from bridge.config.validation import drop_empty_secrets, reference_findings, schema_findings
 from bridge.config.yamlfile import YamlDocument, read_yaml
@@ -54,8 +54,6 @@ NAMED_SECTIONS = {
     "defaults": "default",
 }
 TOP_LEVEL = ("providers", "sources", "rules", "vars", "defaults")
-SECRET_KEY = re.compile(r"secret|token|password|passwd|api_key|apikey|key|auth|credential", re.I)
-NOT_SECRET_KEYS = frozenset({"dedupe_key", "secret_encoding", "timestamp_key", "signature_keys"})
 MIN_SECRET_LENGTH = 4
 
 
@@ -118,6 +116,7 @@ def draft_config(rules_dir: Path, templates_dir: Path, environ: Mapping[str, str
         rules_dir=rules_dir,
         templates_dir=templates_dir,
         secrets=collect_secrets(data, interpolated.env_values),
+        from_env=variables,
     )
     return Draft(config=config, problems=tuple(sorted(set(problems))))
 
@@ -156,14 +155,21 @@ def read_rule_files(rules_dir: Path) -> tuple[list[YamlDocument], list[Problem]]
     return documents, problems
 
 
+RULES_CHOICE = (
+    "give another with --rules DIR or the BRIDGE_RULES environment variable, "
+    "or run `ticketbridge init` to write a working example"
+)
+
+
 def find_rule_files(rules_dir: Path) -> tuple[list[Path], list[Problem]]:
     def problem(message: str) -> tuple[list[Path], list[Problem]]:
         return [], [Problem(file=str(rules_dir), line=0, path="", message=message)]
 
+    resolved = rules_dir.resolve()
     if not rules_dir.exists():
-        return problem("the rules directory does not exist")
+        return problem(f"the rules directory {resolved} does not exist: {RULES_CHOICE}")
     if not rules_dir.is_dir():
-        return problem("the rules directory is not a directory")
+        return problem(f"the rules directory {resolved} is not a directory: {RULES_CHOICE}")
     found: list[Path] = []
     for root, dirs, files in os.walk(rules_dir):
         here = Path(root)
@@ -173,7 +179,7 @@ def find_rule_files(rules_dir: Path) -> tuple[list[Path], list[Problem]]:
             here / f for f in files if f.endswith((".yaml", ".yml")) and not f.startswith(".")
         ]
     if not found:
-        return problem("no *.yaml or *.yml file in the rules directory")
+        return problem(f"no *.yaml or *.yml file in the rules directory {resolved}: {RULES_CHOICE}")
     return sorted(found, key=lambda p: p.relative_to(rules_dir).parts), []
 
 
@@ -272,13 +278,9 @@ def _secret_leaves(value: Any, path: DocPath, *, secret: bool) -> Iterator[tuple
     if isinstance(value, str) and secret:
         yield path, value
     elif isinstance(value, dict):
-        # under `fields` (Glassix: {metadata key: field2}) the keys are the user's own names
-        names_only = path[-1:] == ("fields",)
         for key, item in value.items():
-            is_secret = not names_only and SECRET_KEY.search(key) is not None
-            is_secret = is_secret and key not in NOT_SECRET_KEYS
-            is_secret = is_secret or (key == "values" and path[-1:] == ("verify",))
-            yield from _secret_leaves(item, (*path, key), secret=secret or is_secret)
+            is_secret = secret or is_secret_key(key, path)
+            yield from _secret_leaves(item, (*path, key), secret=is_secret)
     elif isinstance(value, list):
         for i, item in enumerate(value):
             yield from _secret_leaves(item, (*path, i), secret=secret)
@@ -296,6 +298,7 @@ def _build(
     rules_dir: Path,
     templates_dir: Path,
     secrets: frozenset[str],
+    from_env: Mapping[DocPath, tuple[str, ...]],
 ) -> Config:
     """The records of every entry but those in `skip` (so every value built has its shape)."""
     raw_defaults = data["defaults"]
@@ -350,6 +353,7 @@ def _build(
         defaults=defaults,
         locations=locations,
         secrets=secrets,
+        from_env=from_env,
     )
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bridge.config.quoting import show_value
 from bridge.tickets import ActionKind, OnExisting, OnMissing
 
 # A path into the merged configuration document: ("rules", 3, "ticket", "subject").
@@ -195,10 +196,17 @@ class Config:
     locations: Mapping[DocPath, Location]
     # configured secret values (api keys, tokens, HMAC secrets, passwords) for masking output
     secrets: frozenset[str] = frozenset()
+    # the paths of strings taken from the environment -> the variables they used: problems
+    # name these variables instead of showing the values (bridge.config.quoting)
+    from_env: Mapping[DocPath, tuple[str, ...]] = field(default_factory=dict)
 
     def locate(self, path: DocPath) -> Location:
         """Where `path` was written; falls back to the nearest enclosing node that was."""
         return locate(self.locations, path, rules_dir=self.rules_dir)
+
+    def show(self, value: Any, path: DocPath) -> str:
+        """`value`, written at `path`, as a problem shows it: short, never a secret."""
+        return show_value(value, path, self.from_env)
 
 
 def locate(locations: Mapping[DocPath, Location], path: DocPath, *, rules_dir: Path) -> Location:

@@ -10,10 +10,9 @@ and an `anyOf` is explained by the one alternative whose shape fits the value, o
 
 from __future__ import annotations
 
-import difflib
 import functools
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from importlib import resources
 from pathlib import Path, PurePath
 from typing import Any
@@ -22,9 +21,9 @@ from jsonschema import Draft202012Validator, ValidationError, validators
 from jsonschema.exceptions import SchemaError, best_match
 
 from bridge.config.model import DocPath, Location
+from bridge.config.quoting import Variables, did_you_mean, not_defined, show_value
 
 Finding = tuple[DocPath, str]
-Variables = Mapping[DocPath, tuple[str, ...]]  # strings that came from the environment
 SECRET_LISTS = ("secrets", "values", "passwords")
 _TYPE_WORDS = {
     "object": "a mapping",
@@ -70,19 +69,6 @@ def _inline(node: Any, defs: Mapping[str, Any], within: tuple[str, ...] = ()) ->
     return {key: _inline(value, defs, within) for key, value in node.items()}
 
 
-def show(value: Any, path: DocPath, variables: Variables) -> str:
-    """A value for a message; one that came from the environment is named, never shown."""
-    names = variables.get(path)
-    if names:
-        return "(the value of " + " and ".join(f"${{{n}}}" for n in dict.fromkeys(names)) + ")"
-    return repr(value) if isinstance(value, str) else json.dumps(value)
-
-
-def _did_you_mean(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.75)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
 # --- JSON Schema ---------------------------------------------------------------------------
 
 
@@ -104,17 +90,17 @@ def _explain(error: ValidationError, variables: Variables) -> list[Finding]:
     if kind == "additionalProperties" and isinstance(instance, dict) and isinstance(schema, dict):
         known = [str(key) for key in schema.get("properties", {})]
         return [
-            ((*path, key), f"unknown key '{key}'{_did_you_mean(key, known)}")
+            ((*path, key), f"unknown key '{key}'{did_you_mean(key, known)}")
             for key in instance
             if key not in known
         ]
     if "propertyNames" in error.absolute_schema_path:  # the key itself is what is wrong
         path = (*path, str(instance))
-    shown = show(instance, path, variables)
+    shown = show_value(instance, path, variables)
     if kind == "type":
         wanted = [expected] if isinstance(expected, str) else list(expected)
         words = " or ".join(_TYPE_WORDS.get(w, w) for w in wanted)
-        return [(path, f"must be {words}, not {_kind(instance)}")]
+        return [(path, f"{_subject(instance, shown)}must be {words}, not {_kind(instance)}")]
     if kind == "enum":
         return [(path, f"{shown} is not one of {', '.join(str(v) for v in expected)}")]
     if kind == "const":
@@ -151,9 +137,16 @@ def _explain_alternatives(error: ValidationError, variables: Variables) -> list[
         return [finding for sub in fitting[0] for finding in _explain(sub, variables)]
     custom = error.schema.get("errorMessage") if isinstance(error.schema, dict) else None
     if custom:
-        return [(tuple(error.absolute_path), str(custom))]
+        path: DocPath = tuple(error.absolute_path)
+        shown = show_value(error.instance, path, variables)
+        return [(path, f"{_subject(error.instance, shown)}{custom}")]
     best = best_match(error.context or ())
     return _explain(best, variables) if best is not None else []
+
+
+def _subject(value: Any, shown: str) -> str:
+    """What a "must be ..." message begins with: the value where it is a plain one."""
+    return f"{shown} " if isinstance(value, str | int | float | bool) else ""
 
 
 def _kind(value: Any) -> str:
@@ -195,9 +188,8 @@ def reference_findings(
         r["name"] for r in rules if isinstance(r, dict) and isinstance(r.get("name"), str)
     ]
 
-    def undefined(what: str, value: Any, path: DocPath, defined: Iterable[str]) -> None:
-        hint = "" if path in variables else _did_you_mean(str(value), defined)
-        findings.append((path, f"{what} {show(value, path, variables)} is not defined{hint}"))
+    def undefined(what: str, value: Any, path: DocPath, defined: Collection[str]) -> None:
+        findings.append((path, not_defined(what, value, path, variables, defined)))
 
     for i, rule in enumerate(rules):
         if not isinstance(rule, dict):
@@ -235,7 +227,8 @@ def reference_findings(
     for name, source in sources.items():
         default_rule = source.get("default_rule")
         if isinstance(default_rule, str) and default_rule not in rule_names:
-            undefined("rule", default_rule, ("sources", name, "default_rule"), rule_names)
+            rules_defined = list(dict.fromkeys(rule_names))
+            undefined("rule", default_rule, ("sources", name, "default_rule"), rules_defined)
         schema_file = source.get("schema")
         if isinstance(schema_file, str):
             at: DocPath = ("sources", name, "schema")
@@ -243,14 +236,16 @@ def reference_findings(
             if loaded is not None:
                 schemas[name] = loaded
             else:
-                findings.append((at, f"{show(schema_file, at, variables)} {message}"))
+                findings.append((at, f"{show_value(schema_file, at, variables)} {message}"))
         url = source.get("path")
         at = ("sources", name, "path") if isinstance(url, str) else ("sources", name)
         url = url if isinstance(url, str) else f"/hooks/{name}"
         if url in paths_taken:
             first = locate(("sources", paths_taken[url]))
             where = f"source '{paths_taken[url]}' ({first.file}:{first.line})"
-            findings.append((at, f"URL path {show(url, at, variables)} is also used by {where}"))
+            findings.append(
+                (at, f"URL path {show_value(url, at, variables)} is also used by {where}")
+            )
         else:
             paths_taken[url] = name
     return findings, schemas
@@ -266,7 +261,9 @@ def _duplicate_rule_names(
             a, b = locate(("rules", first[name], "name")), locate(("rules", i, "name"))
             at: DocPath = ("rules", i, "name")
             places = f"{a.file}:{a.line} and {b.file}:{b.line}"
-            findings.append((at, f"rule {show(name, at, variables)} is defined twice: {places}"))
+            findings.append(
+                (at, f"rule {show_value(name, at, variables)} is defined twice: {places}")
+            )
         elif isinstance(name, str):
             first[name] = i
     return findings

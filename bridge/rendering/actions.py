@@ -3,7 +3,9 @@
 compile_tree turns a configuration value whose strings are templates (templates.py) into a
 CompiledTree, reporting each template's `TemplateProblem` as a config `Problem` with file and
 line; compile_ticket does so for a rule's `ticket` mapping. event_context and rule_context build
-what templates see of an event.
+what templates see of an event; EVENT_CONTEXT, RULE_CONTEXT and PROVIDER_CONTEXT name what
+each kind of template sees, and a template that reads any other top-level name is a problem
+(name_problems), found at load rather than as a render error on the first event.
 """
 
 from __future__ import annotations
@@ -11,18 +13,59 @@ from __future__ import annotations
 import abc
 import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from bridge.config.model import Config, DocPath, Location, RuleConfig
+from bridge.config.quoting import close_name
 from bridge.exceptions import Problem
 from bridge.records import StoredEvent
-from bridge.rendering.templates import CompiledTemplate, TemplateProblem, Templates
+from bridge.rendering.templates import CompiledTemplate, NameRead, TemplateProblem, Templates
 from bridge.tickets import Contact, Direction, Message, TicketAction
 
 # A string without these is plain text: rendered once at compile time and kept as a constant.
 _MARKERS = ("{{", "{%", "{#")
+
+# What templates see (DESIGN §2.5), in the order the design lists it: a rule's `if` sees
+# EVENT_CONTEXT (event_context), its ticket RULE_CONTEXT (rule_context), and the http
+# provider's url, headers and body RULE_CONTEXT and the rendered action, `ticket`
+# (bridge.providers.http).
+EVENT_CONTEXT = ("body", "headers", "query", "source", "event", "vars", "now")
+RULE_CONTEXT = ("body", "headers", "query", "source", "event", "rule", "vars", "now")
+PROVIDER_CONTEXT = (*RULE_CONTEXT, "ticket")
+_SEEN_ELSEWHERE = {
+    "rule": "`rule` is seen by a rule's ticket, not by its `if`, which chooses the rule",
+    "ticket": "`ticket` is seen only by the http provider's url, headers and body",
+}
+
+
+def name_problems(
+    reads: Iterable[NameRead],
+    *,
+    context: tuple[str, ...],
+    at: Location,
+    templates: Templates,
+) -> list[Problem]:
+    """A problem for each name in `reads` that `context` does not hold, where it is read: in
+    a template file at its line, in a string written at `at` at the string's line."""
+    problems = []
+    for read in reads:
+        if read.name in context:
+            continue
+        close = close_name(read.name, context)
+        hint = _SEEN_ELSEWHERE.get(read.name) or (
+            f"did you mean '{close}'?" if close else f"a payload field is body.{read.name}"
+        )
+        message = (
+            f"unknown variable '{read.name}': templates here see only {', '.join(context)} ({hint})"
+        )
+        if read.template is not None:
+            file, line = str(templates.directory / read.template), read.line
+        else:
+            file, line = at.file, at.line + read.line - 1
+        problems.append(Problem(file=file, line=line, path=at.path, message=message))
+    return problems
 
 
 # -- configuration values as trees of templates ------------------------------------------------
@@ -68,12 +111,20 @@ class ListTree(CompiledTree):
 
 
 def compile_tree(
-    value: Any, *, at: DocPath, config: Config, templates: Templates, problems: list[Problem]
+    value: Any,
+    *,
+    at: DocPath,
+    config: Config,
+    templates: Templates,
+    problems: list[Problem],
+    context: tuple[str, ...] = PROVIDER_CONTEXT,
 ) -> CompiledTree:
     """Compile a configuration value written at `at`: every string is a template, a mapping that
-    is exactly {template: path} a template file. Problems are appended, never raised; the tree
-    is only meant to be rendered when none were found."""
-    return _Compiler(config=config, templates=templates, problems=problems).tree(value, at)
+    is exactly {template: path} a template file, rendered with `context` (by default what the
+    http provider's templates see). Problems are appended, never raised; the tree is only
+    meant to be rendered when none were found."""
+    compiler = _Compiler(config=config, templates=templates, problems=problems, context=context)
+    return compiler.tree(value, at)
 
 
 def is_file_reference(value: Any) -> bool:
@@ -85,6 +136,7 @@ class _Compiler:
     config: Config
     templates: Templates
     problems: list[Problem]
+    context: tuple[str, ...]  # the names the templates' context holds
 
     def tree(self, value: Any, at: DocPath) -> CompiledTree:
         if isinstance(value, str):
@@ -141,16 +193,25 @@ class _Compiler:
             compiled = self.templates.compile_string(source, name=name)
         except TemplateProblem as problem:
             return self._report(problem, loc)
-        return TemplateTree(template=compiled)
+        return self._checked(compiled, loc)
 
     def _file(self, relpath: Any, at: DocPath) -> CompiledTree:
         if not isinstance(relpath, str):
             self.problem(at, "expected the path of a file under the templates directory")
             return ConstantTree(value=None)
+        loc = self.config.locate(at)
         try:
-            return TemplateTree(template=self.templates.compile_file(relpath))
+            compiled = self.templates.compile_file(relpath)
         except TemplateProblem as problem:
-            return self._report(problem, self.config.locate(at))
+            return self._report(problem, loc)
+        return self._checked(compiled, loc)
+
+    def _checked(self, compiled: CompiledTemplate, loc: Location) -> CompiledTree:
+        found = name_problems(
+            compiled.reads, context=self.context, at=loc, templates=self.templates
+        )
+        self.problems.extend(found)
+        return TemplateTree(template=compiled)
 
     def _report(self, problem: TemplateProblem, loc: Location) -> CompiledTree:
         """A problem inside a template file is reported there; one in a string (or a missing
@@ -213,7 +274,7 @@ def compile_ticket(
 ) -> CompiledTicket:
     """Compile `rule.ticket`, appending every problem found (unknown keys, wrong shapes,
     templates that do not compile) to `problems`."""
-    c = _Compiler(config=config, templates=templates, problems=problems)
+    c = _Compiler(config=config, templates=templates, problems=problems, context=RULE_CONTEXT)
     at = rule.doc_path + ("ticket",)
     items: list[tuple[str | int, CompiledTree]] = []
     for key, value in c.fields(rule.ticket, at, "ticket").items():
@@ -247,7 +308,8 @@ def _message(c: _Compiler, value: Mapping[str, Any], at: DocPath) -> CompiledTre
         c.problem(at, "message: text is required")
     direction = fields.get("direction", Direction.INCOMING.value)
     if direction not in {d.value for d in Direction}:
-        c.problem(at + ("direction",), f"direction must be one of: {', '.join(Direction)}")
+        shown = c.config.show(direction, at + ("direction",))
+        c.problem(at + ("direction",), f"direction {shown} is not one of: {', '.join(Direction)}")
         direction = Direction.INCOMING.value
     text = c.text(fields.get("text"), at + ("text",))
     return MappingTree(items=(("text", text), ("direction", ConstantTree(value=direction))))

@@ -4,6 +4,10 @@ Templates come only from the configuration and the templates directory; payload 
 them as data in the context and are never compiled. Jinja's errors stay here: compiling raises
 `TemplateProblem` (with the template file and line, turned into config `Problem`s by
 actions.py), rendering raises `RenderError` naming the template and the line inside it.
+
+Each compiled template also knows the top-level names it reads without defining them itself
+(`reads`, jinja2.meta's undeclared variables with their lines, through the files it includes,
+imports or extends): the names its context must hold, which the caller checks at load.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from jinja2 import (
     TemplateSyntaxError,
     Undefined,
     UndefinedError,
+    meta,
     nodes,
 )
 from jinja2.lexer import newline_re
@@ -30,6 +35,11 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from bridge.exceptions import RenderError
 from bridge.rendering.filters import FILTERS, FilterError
+
+TEMPLATES_CHOICE = (
+    "give another with --templates DIR or the BRIDGE_TEMPLATES environment variable, "
+    "or run `ticketbridge init` to write a working example"
+)
 
 
 class TemplateProblem(Exception):
@@ -44,9 +54,20 @@ class TemplateProblem(Exception):
 
 
 @dataclass(frozen=True, kw_only=True)
+class NameRead:
+    """A top-level name a template reads and does not define (with {% set %}, a loop, a macro,
+    an import): rendering fails unless the context holds it."""
+
+    name: str
+    line: int  # of its first read, in `template`
+    template: str | None  # the file it is read in; None: the template string itself
+
+
+@dataclass(frozen=True, kw_only=True)
 class CompiledTemplate:
     name: str  # the path under the templates directory, or the caller's name for a string
     template: Template = field(repr=False, compare=False)
+    reads: tuple[NameRead, ...] = field(default=(), compare=False)
 
     def render(self, context: Mapping[str, Any]) -> str:
         try:
@@ -59,6 +80,7 @@ class CompiledTemplate:
 class CompiledExpression:
     name: str
     template: Template = field(repr=False, compare=False)
+    reads: tuple[NameRead, ...] = field(default=(), compare=False)
 
     def evaluate(self, context: Mapping[str, Any]) -> Any:
         try:
@@ -90,21 +112,22 @@ class Templates:
         )
         self._env.filters.update(FILTERS)
         self._files: dict[str, CompiledTemplate] = {}
-        # the code of each template string compiled so far: rules repeat the same templates
-        # ("{{ body.id }}"), and compiling one costs a couple of milliseconds
-        self._codes: dict[str, Any] = {}
+        # the code (and reads) of each template string compiled so far: rules repeat the same
+        # templates ("{{ body.id }}"), and compiling one costs a couple of milliseconds
+        self._codes: dict[str, tuple[Any, tuple[NameRead, ...]]] = {}
 
     def compile_string(self, source: str, *, name: str) -> CompiledTemplate:
-        code = self._codes.get(source)
-        if code is None:
+        compiled = self._codes.get(source)
+        if compiled is None:
             try:
                 ast = self._env.parse(source, name, name)
                 code = self._env.compile(ast, name, name)
             except TemplateSyntaxError as exc:
                 raise TemplateProblem(exc.message or str(exc), line=exc.lineno) from None
-            self._check_references(ast, None, frozenset())
-            self._codes[source] = code
-        return CompiledTemplate(name=name, template=self._template(code))
+            reads = _reads(ast, None) + self._check_references(ast, None, frozenset())
+            compiled = self._codes[source] = (code, reads)
+        code, reads = compiled
+        return CompiledTemplate(name=name, template=self._template(code), reads=reads)
 
     @staticmethod
     def render_plain(source: str) -> str:
@@ -121,10 +144,13 @@ class Templates:
                 raise TemplateSyntaxError("chunk after expression", parser.stream.current.lineno)
             expr.set_environment(self._env)
             body = [nodes.Assign(nodes.Name("result", "store"), expr, lineno=1)]
-            code = self._env.compile(nodes.Template(body, lineno=1), name, name)
+            ast = nodes.Template(body, lineno=1)
+            ast.set_environment(self._env)
+            code = self._env.compile(ast, name, name)
         except TemplateSyntaxError as exc:
             raise TemplateProblem(exc.message or str(exc), line=exc.lineno) from None
-        return CompiledExpression(name=name, template=self._template(code))
+        reads = tuple(read for read in _reads(ast, None) if read.name != "result")
+        return CompiledExpression(name=name, template=self._template(code), reads=reads)
 
     def compile_file(self, relpath: str) -> CompiledTemplate:
         return self._compile_file(relpath, frozenset())
@@ -141,6 +167,11 @@ class Templates:
         try:
             source, filename, _ = self._env.loader.get_source(self._env, relpath)  # type: ignore[union-attr]
         except TemplateNotFound:
+            if not self.directory.is_dir():
+                raise TemplateProblem(
+                    f"template file {relpath!r} not found: the templates directory "
+                    f"{self.directory.resolve()} does not exist; {TEMPLATES_CHOICE}"
+                ) from None
             raise TemplateProblem(
                 f"template file {relpath!r} not found (looked under the templates directory "
                 f"{self.directory})"
@@ -153,20 +184,25 @@ class Templates:
         except TemplateSyntaxError as exc:
             message = exc.message or str(exc)
             raise TemplateProblem(message, line=exc.lineno, template=relpath) from None
+        reads = _reads(ast, relpath)
         if relpath not in seen:  # a template may include itself (recursion): check it once
-            self._check_references(ast, relpath, seen | {relpath})
-        compiled = CompiledTemplate(name=relpath, template=self._template(code))
+            reads += self._check_references(ast, relpath, seen | {relpath})
+        compiled = CompiledTemplate(name=relpath, template=self._template(code), reads=reads)
         self._files[relpath] = compiled
         return compiled
 
     def _check_references(
         self, ast: nodes.Template, owner: str | None, seen: frozenset[str]
-    ) -> None:
-        """Every statically named include / import / extends must exist and compile now."""
+    ) -> tuple[NameRead, ...]:
+        """Every statically named include / import / extends must exist and compile now.
+        Returns what they read that `ast` does not define for them: an included file sees
+        the names of the template that includes it."""
+        reads: list[NameRead] = []
+        defined = _defined_names(ast)
         for node in ast.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
             for ref in _static_names(node.template):  # type: ignore[attr-defined]
                 try:
-                    self._compile_file(ref, seen)
+                    compiled = self._compile_file(ref, seen)
                 except TemplateProblem as problem:
                     if problem.template is not None:
                         raise
@@ -174,6 +210,9 @@ class Templates:
                         raise TemplateProblem(
                             problem.message, line=node.lineno, template=owner
                         ) from None
+                    continue
+                reads += (read for read in compiled.reads if read.name not in defined)
+        return tuple(reads)
 
     def _template(self, code: Any) -> Template:
         return self._env.template_class.from_code(self._env, code, self._env.make_globals(None))
@@ -185,6 +224,69 @@ class Templates:
 def _finalize(value: Any) -> Any:
     """JSON null prints as nothing, not "None": an absent value stays absent."""
     return "" if value is None else value
+
+
+def _reads(ast: nodes.Template, template: str | None) -> tuple[NameRead, ...]:
+    """The names `ast` reads without defining them, at their first line, leaving out those it
+    tests with `is defined` / `is undefined`: a template shared by contexts asks that way
+    whether its context holds a name (the http provider's `ticket`, say)."""
+    undeclared = meta.find_undeclared_variables(ast)
+    tested = {
+        test.node.name
+        for test in ast.find_all(nodes.Test)
+        if test.name in ("defined", "undefined") and isinstance(test.node, nodes.Name)
+    }
+    lines: dict[str, int] = {}
+    _first_reads(ast, undeclared - tested, frozenset(), lines)
+    return tuple(NameRead(name=name, line=line, template=template) for name, line in lines.items())
+
+
+def _first_reads(
+    node: nodes.Node, wanted: set[str], bound: frozenset[str], lines: dict[str, int]
+) -> None:
+    """The line of the first read of each of `wanted` where no loop, macro or `with` around
+    it binds that name (`{% for n in x %}{{ n }}` does not read the outer `n`)."""
+    if isinstance(node, nodes.Name):
+        if node.ctx == "load" and node.name in wanted and node.name not in bound:
+            lines.setdefault(node.name, node.lineno)
+        return
+    inner = bound
+    if isinstance(node, nodes.For):
+        _first_reads(node.iter, wanted, bound, lines)  # evaluated before the loop binds
+        inner = bound | _stored(node.target) | {"loop"}
+        children = [*node.body, *node.else_, *([node.test] if node.test else [])]
+    elif isinstance(node, nodes.Macro | nodes.CallBlock):
+        for default in node.defaults:
+            _first_reads(default, wanted, bound, lines)
+        inner = bound | {arg.name for arg in node.args} | {"caller", "varargs", "kwargs"}
+        children = list(node.body)
+        if isinstance(node, nodes.CallBlock):
+            _first_reads(node.call, wanted, bound, lines)
+    elif isinstance(node, nodes.With):
+        for value in node.values:
+            _first_reads(value, wanted, bound, lines)
+        inner = bound | {name for target in node.targets for name in _stored(target)}
+        children = list(node.body)
+    else:
+        children = list(node.iter_child_nodes())
+    for child in children:
+        _first_reads(child, wanted, inner, lines)
+
+
+def _stored(target: nodes.Node) -> frozenset[str]:
+    return frozenset(node.name for node in target.find_all(nodes.Name)) | (
+        {target.name} if isinstance(target, nodes.Name) else set()
+    )
+
+
+def _defined_names(ast: nodes.Template) -> set[str]:
+    """Every name `ast` defines anywhere: what a file it includes may read."""
+    names = {node.name for node in ast.find_all(nodes.Name) if node.ctx in ("store", "param")}
+    names.update(node.name for node in ast.find_all(nodes.Macro))
+    names.update(node.target for node in ast.find_all(nodes.Import))
+    for node in ast.find_all(nodes.FromImport):
+        names.update(name if isinstance(name, str) else name[1] for name in node.names)
+    return names
 
 
 def _static_names(node: nodes.Node) -> list[str]:

@@ -272,7 +272,8 @@ class _Compiler:
                 return self.schema(expected)
             return BUILDERS[name](expected)
         except BadOperand as exc:
-            self.problem(at, f"{label or f'`{name}`'} {exc}")
+            shown = exc.describe(lambda value: self.config.show(value, at))
+            self.problem(at, f"{label or f'`{name}`'} {shown}")
             return None
 
     def schema(self, expected: Any) -> Callable[[Any], bool]:

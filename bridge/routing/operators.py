@@ -24,7 +24,19 @@ from bridge.routing.paths import ABSENT
 
 
 class BadOperand(ValueError):
-    """An operator's expected value cannot be used; the message says why."""
+    """An operator's expected value cannot be used; the message says why. A message about
+    the value as a whole is written around it: `before`, the value, `after`; `describe`
+    writes it with the value shown as the caller shows values (configuration problems
+    shorten them and never show one taken from the environment)."""
+
+    def __init__(self, before: str, *, value: Any = ABSENT, after: str = "") -> None:
+        self.before, self.value, self.after = before, value, after
+        super().__init__(self.describe(repr))
+
+    def describe(self, show: Callable[[Any], str]) -> str:
+        if self.value is ABSENT:
+            return self.before
+        return f"{self.before}{show(self.value)}{self.after}"
 
 
 _SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
@@ -147,7 +159,7 @@ def _eq(expected: Any) -> Test:
 
 def _in(expected: Any) -> Test:
     if not isinstance(expected, list):
-        raise BadOperand(f"expects a list, got {expected!r}")
+        raise BadOperand("expects a list, not ", value=expected)
     _json_operand(expected)
     keys = {key for key in map(equality_key, expected) if key is not None}
     others = [item for item in expected if equality_key(item) is None]
@@ -175,7 +187,7 @@ def _ordering(compare: Callable[[Any, Any], bool]) -> Callable[[Any], Test]:
             return lambda actual: (n := _number(actual)) is not None and compare(n, expected)
         moment = _moment(expected)
         if moment is None:
-            raise BadOperand(f"expects a number or an ISO-8601 date-time, got {expected!r}")
+            raise BadOperand("expects a number or an ISO-8601 date-time, not ", value=expected)
         return lambda actual: (m := _moment(actual)) is not None and compare(m, moment)
 
     return build
@@ -183,11 +195,11 @@ def _ordering(compare: Callable[[Any, Any], bool]) -> Callable[[Any], Test]:
 
 def _regex(expected: Any) -> Test:
     if not isinstance(expected, str):
-        raise BadOperand(f"expects a pattern string, got {expected!r}")
+        raise BadOperand("expects a pattern string, not ", value=expected)
     try:
         pattern = re.compile(expected)
     except re.error as exc:
-        raise BadOperand(f"expects a valid regular expression: {exc}") from None
+        raise BadOperand("", value=expected, after=f" does not compile: {exc}") from None
     return lambda actual: (t := _text(actual)) is not None and pattern.search(t) is not None
 
 
@@ -207,7 +219,7 @@ def _contains(expected: Any) -> Test:
 def _affix(method: Callable[[str, str], bool]) -> Callable[[Any], Test]:
     def build(expected: Any) -> Test:
         if not isinstance(expected, str):
-            raise BadOperand(f"expects a string (quote it in YAML), got {expected!r}")
+            raise BadOperand("expects a string (quote it in YAML), not ", value=expected)
         return lambda actual: (t := _text(actual)) is not None and method(t, expected)
 
     return build
@@ -215,7 +227,7 @@ def _affix(method: Callable[[str, str], bool]) -> Callable[[Any], Test]:
 
 def _exists(expected: Any) -> Test:
     if not isinstance(expected, bool):
-        raise BadOperand(f"expects true or false, got {expected!r}")
+        raise BadOperand("expects true or false, not ", value=expected)
     return lambda actual: (actual is not ABSENT) is expected
 
 

@@ -29,15 +29,41 @@ def problems(
 # --- files and YAML ------------------------------------------------------------------------
 
 
+CHOICE = (
+    "give another with --rules DIR or the BRIDGE_RULES environment variable, "
+    "or run `ticketbridge init` to write a working example"
+)
+
+
 def test_missing_rules_directory(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(tmp_path / "nope", tmp_path, {})
-    assert str(caught.value) == f"{tmp_path}/nope: the rules directory does not exist"
+    assert str(caught.value) == (
+        f"{tmp_path}/nope: the rules directory {tmp_path}/nope does not exist: {CHOICE}"
+    )
+
+
+def test_a_relative_rules_directory_is_named_by_its_absolute_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError) as caught:
+        load_config(Path("rules"), Path("templates"), {})
+    assert (
+        str(caught.value) == f"rules: the rules directory {tmp_path}/rules does not exist: {CHOICE}"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(Path("file"), Path("templates"), {})
+    assert (
+        str(caught.value)
+        == f"file: the rules directory {tmp_path}/file is not a directory: {CHOICE}"
+    )
 
 
 def test_rules_directory_without_yaml(tmp_path: Path) -> None:
     assert problems(tmp_path, {"README.md": "x", "samples/s.yaml": "a: 1"}) == [
-        "<tmp>/rules: no *.yaml or *.yml file in the rules directory"
+        f"<tmp>/rules: no *.yaml or *.yml file in the rules directory <tmp>/rules: {CHOICE}"
     ]
 
 
@@ -138,11 +164,11 @@ def test_schema_problems_with_file_line_and_path(tmp_path: Path) -> None:
     assert problems(tmp_path, {"a.yaml": a, "b.yaml": RULES_B}) == [
         "<tmp>/rules/b.yaml:7: rules[1].action: 'create_tiket' is not one of "
         "create_ticket, update_ticket, close_ticket, reopen_ticket, add_note",
-        "<tmp>/rules/b.yaml:10: rules[1].ticket.contact.phone: must be a string (a template) or {template: path}",
+        "<tmp>/rules/b.yaml:10: rules[1].ticket.contact.phone: 56911112222 must be a string (a template) or {template: path}",
         "<tmp>/rules/b.yaml:11: rules[1].ticket.message.direction: 'inbound' is not one of incoming, outgoing, note",
         "<tmp>/rules/b.yaml:12: rules[1].ticket.subject: missing required key 'template'",
         "<tmp>/rules/b.yaml:12: rules[1].ticket.subject.templat: unknown key 'templat' (did you mean 'template'?)",
-        "<tmp>/rules/b.yaml:13: rules[1].ticket.tags: must be a list, not a string",
+        "<tmp>/rules/b.yaml:13: rules[1].ticket.tags: 'stripe' must be a list, not a string",
         "<tmp>/rules/b.yaml:14: rules[2]: missing required key 'provider'",
         "<tmp>/rules/b.yaml:16: rules[2].continu: unknown key 'continu' (did you mean 'continue'?)",
     ]
@@ -209,10 +235,10 @@ rules:
     provider: audit
 """
     assert problems(tmp_path, {"a.yaml": a, "b.yaml": b}) == [
-        "<tmp>/rules/a.yaml:6: sources.stripe.default_rule: rule 'fallbak' is not defined (did you mean 'fallback'?)",
-        "<tmp>/rules/b.yaml:3: rules[0].source[1]: source 'strpe' is not defined (did you mean 'stripe'?)",
-        "<tmp>/rules/b.yaml:5: rules[0].provider: provider 'audti' is not defined (did you mean 'audit'?)",
-        "<tmp>/rules/b.yaml:7: rules[1].source: source 'typeform' is not defined",
+        "<tmp>/rules/a.yaml:6: sources.stripe.default_rule: rule 'fallbak' is not defined (defined: fallback, two); did you mean 'fallback'?",
+        "<tmp>/rules/b.yaml:3: rules[0].source[1]: source 'strpe' is not defined (defined: stripe); did you mean 'stripe'?",
+        "<tmp>/rules/b.yaml:5: rules[0].provider: provider 'audti' is not defined (defined: audit); did you mean 'audit'?",
+        "<tmp>/rules/b.yaml:7: rules[1].source: source 'typeform' is not defined (defined: stripe)",
     ]
 
 
@@ -323,11 +349,11 @@ rules:
         "(<tmp>/rules/a.yaml:5)",
         f"<tmp>/rules/a.yaml:6: sources.b.schema: {value} is not a file in <tmp>/rules",
         f"<tmp>/rules/a.yaml:8: rules[0].action: {value} is not one of {actions}",
-        f"<tmp>/rules/a.yaml:8: rules[0].provider: provider {value} is not defined",
-        f"<tmp>/rules/a.yaml:8: rules[0].source: source {value} is not defined",
+        f"<tmp>/rules/a.yaml:8: rules[0].provider: provider {value} is not defined (defined: v, w)",
+        f"<tmp>/rules/a.yaml:8: rules[0].source: source {value} is not defined (defined: a, b)",
         f"<tmp>/rules/a.yaml:9: rules[1].name: rule {value} is defined twice: "
         "<tmp>/rules/a.yaml:8 and <tmp>/rules/a.yaml:9",
-        "<tmp>/rules/a.yaml:9: rules[1].ticket.subject.template: must be a string, not a number",
+        "<tmp>/rules/a.yaml:9: rules[1].ticket.subject.template: 5 must be a string, not a number",
     ]
 
 
@@ -343,8 +369,8 @@ def test_many_problems_across_files_at_once(tmp_path: Path) -> None:
         "<tmp>/rules/a.yaml:4: sources.s.verify: missing required key 'secrets'",
         "<tmp>/rules/b.yaml:2: rules[0].action: 'nope' is not one of "
         "create_ticket, update_ticket, close_ticket, reopen_ticket, add_note",
-        "<tmp>/rules/c/d.yml:2: rules[0].provider: provider 'p' is not defined",
-        "<tmp>/rules/c/d.yml:2: rules[0].source: source 't' is not defined",
+        "<tmp>/rules/c/d.yml:2: rules[0].provider: provider 'p' is not defined (defined: audit)",
+        "<tmp>/rules/c/d.yml:2: rules[0].source: source 't' is not defined (defined: s)",
         "<tmp>/rules/e.yaml:2: providers.audit: provider 'audit' is defined twice: "
         "<tmp>/rules/a.yaml:2 and <tmp>/rules/e.yaml:2",
     ]
@@ -389,9 +415,9 @@ def test_a_draft_holds_every_entry_a_reference_problem_leaves_buildable(tmp_path
     ]
     assert [str(p).replace(str(tmp_path), "<tmp>") for p in draft.problems] == [
         "<tmp>/rules/a.yaml:3: providers.bad: missing required key 'url'",
-        "<tmp>/rules/a.yaml:5: sources.s.default_rule: rule 'nope' is not defined",
-        "<tmp>/rules/a.yaml:7: rules[0].provider: provider 'gone' is not defined",
-        "<tmp>/rules/a.yaml:7: rules[0].source: source 't' is not defined",
+        "<tmp>/rules/a.yaml:5: sources.s.default_rule: rule 'nope' is not defined (defined: r, last)",
+        "<tmp>/rules/a.yaml:7: rules[0].provider: provider 'gone' is not defined (defined: audit, bad)",
+        "<tmp>/rules/a.yaml:7: rules[0].source: source 't' is not defined (defined: s)",
         "<tmp>/rules/a.yaml:8: rules[1].action: 'close' is not one of "
         "create_ticket, update_ticket, close_ticket, reopen_ticket, add_note",
         "<tmp>/rules/a.yaml:8: rules[1].name: rule 'r' is defined twice: <tmp>/rules/a.yaml:7 and <tmp>/rules/a.yaml:8",
@@ -427,7 +453,7 @@ def test_a_fallback_names_another_defined_provider(tmp_path: Path) -> None:
         "  spare: {type: log, fallback: spare, fallback_after: soon}\n"
     )
     assert problems(tmp_path, {"a.yaml": text}) == [
-        "<tmp>/rules/a.yaml:2: providers.audit.fallback: provider 'audti' is not defined (did you mean 'audit'?)",
+        "<tmp>/rules/a.yaml:2: providers.audit.fallback: provider 'audti' is not defined (defined: audit, spare); did you mean 'audit'?",
         "<tmp>/rules/a.yaml:3: providers.spare.fallback: a provider cannot fall back to itself",
         "<tmp>/rules/a.yaml:3: providers.spare.fallback_after: 'soon' is not a duration (use seconds or 500ms, 2s, 5m, 1h, 2d)",
     ]

@@ -353,7 +353,7 @@ def test_unknown_keys_and_wrong_shapes_are_problems(tmp_path: Path, templates: T
             "unknown key 'fax' in contact (name, email, phone, identifier)",
             "unknown key 'subjcet' in ticket (contact, subject, message, metadata, "
             "contact_metadata, options, tags, correlate)",
-            "direction must be one of: incoming, outgoing, note",
+            "direction 'sideways' is not one of: incoming, outgoing, note",
             "unknown key 'priority' in message (text, direction)",
             "expected a list of tags",
             "metadata: expected a mapping",
