@@ -2,21 +2,26 @@
 # Build: docker build -t ticketbridge .
 # Run:   docker run -p 8080:8080 -v bridge-data:/data ticketbridge
 #        (your own rules and templates: -v $PWD/rules:/app/rules -v $PWD/templates:/app/templates)
+#
+# The image installs the wheel its build stage builds, with the same commands as the wheel
+# stage of .ci/run, whose end-to-end tests run against that installed wheel
+# (tests/test_deploy.py holds the two to each other).
 
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY bridge ./bridge
-RUN pip install --no-cache-dir --prefix=/install .
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /dist .
 
 FROM python:3.11-slim
-RUN useradd --create-home --uid 10001 bridge \
+COPY --from=build /dist /dist
+RUN pip install --no-cache-dir /dist/ticketbridge-*.whl \
+    && rm -rf /dist \
+    && useradd --create-home --uid 10001 bridge \
     && mkdir -p /data /app \
-    && chown bridge:bridge /data
-COPY --from=build /install /usr/local
+    && chown bridge:bridge /data \
+    && ticketbridge init /app
 WORKDIR /app
-COPY rules ./rules
-COPY templates ./templates
 USER bridge
 ENV BRIDGE_RULES=/app/rules \
     BRIDGE_TEMPLATES=/app/templates \

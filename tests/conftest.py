@@ -15,11 +15,13 @@ import atexit
 import contextlib
 import os
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests import postgres_cluster
+from tests.helpers import EXECUTABLE_VARIABLE
 
 DATABASE_URL_VARIABLE = "BRIDGE_TEST_DATABASE_URL"
 NEEDS = {
@@ -39,6 +41,21 @@ NEEDS = {
 # the throwaway cluster of this run, or why there is none; absent: none was wanted
 CLUSTER = pytest.StashKey[postgres_cluster.Cluster | str]()
 ENDING = pytest.StashKey[contextlib.ExitStack]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """With BRIDGE_TEST_EXECUTABLE (CI's wheel stage), the tests are of the installed wheel: a
+    `bridge` imported from a source checkout would make the run prove nothing about it."""
+    if not os.environ.get(EXECUTABLE_VARIABLE):
+        return
+    import bridge
+
+    package = Path(bridge.__file__).resolve().parent
+    if "site-packages" not in package.parts:
+        raise pytest.UsageError(
+            f"{EXECUTABLE_VARIABLE} is set, but bridge was imported from {package}, not from "
+            "an installed wheel: run the tests from a copy outside the checkout"
+        )
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

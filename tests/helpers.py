@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,6 +24,42 @@ import uvicorn
 from bridge.records import NewEvent
 
 T = TypeVar("T")
+
+EXECUTABLE_VARIABLE = "BRIDGE_TEST_EXECUTABLE"
+# the example configuration that `ticketbridge init` writes, from the bridge under test
+EXAMPLE = Path(str(resources.files("bridge") / "example"))
+
+
+def ticketbridge_command() -> list[str]:
+    """The `ticketbridge` the end-to-end tests run: the one BRIDGE_TEST_EXECUTABLE names (CI's
+    wheel stage names the script of the wheel it installed), else the development install's."""
+    named = os.environ.get(EXECUTABLE_VARIABLE)
+    return [named] if named else [sys.executable, "-m", "bridge"]
+
+
+def ticketbridge(
+    *arguments: str,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
+) -> subprocess.CompletedProcess[str]:
+    """Run one `ticketbridge` command to its end, as a user at a shell would."""
+    return subprocess.run(
+        [*ticketbridge_command(), *arguments],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def ticketbridge_json(*arguments: str, cwd: Path | None = None) -> Any:
+    """The JSON a `ticketbridge ... --json` command printed; fails with its stderr otherwise."""
+    done = ticketbridge(*arguments, "--json", cwd=cwd)
+    assert done.returncode == 0, f"ticketbridge {' '.join(arguments)}: {done.stderr}"
+    return json.loads(done.stdout)
 
 
 def free_port() -> int:
@@ -145,13 +182,15 @@ def _bridge_process(
     log: Path,
     ready: Callable[[subprocess.Popen[bytes], str], bool],
     what: str,
+    cwd: Path | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """`python -m bridge ARGUMENTS` once `ready(process, this run's log)` holds. On leaving, a
+    """`ticketbridge ARGUMENTS` once `ready(process, this run's log)` holds. On leaving, a
     process still running gets SIGTERM (then SIGKILL after 20 s). `log` is appended to."""
     start = log.stat().st_size if log.exists() else 0  # only this run's lines count
     with open(log, "ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "bridge", *arguments],
+            [*ticketbridge_command(), *arguments],
+            cwd=cwd,
             env={**os.environ, **(env or {})},
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -181,18 +220,20 @@ def _bridge_process(
 @contextlib.contextmanager
 def server_process(
     *,
-    rules: Path,
-    templates: Path,
-    db: str,
+    rules: Path | None,
+    templates: Path | None,
+    db: str | None,
     env: Mapping[str, str] | None = None,
     log: Path,
     extra: Sequence[str] = (),
+    cwd: Path | None = None,
 ) -> Iterator[BridgeProcess]:
     """`ticketbridge serve` as a real process (real uvicorn) on a free port, once it is ready.
 
     The test may kill it (`server.kill()`) or stop it (`server.terminate()`) inside the block;
     on leaving, a process still running gets SIGTERM (then SIGKILL after 20 s). Start it again
     on the same `db` (and `log`, which is appended to) to play a restart; the port is new.
+    `rules`, `templates` or `db` None: the option is not given (its default, relative to `cwd`).
     """
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -205,7 +246,12 @@ def server_process(
 
     arguments = ["serve", *_config(rules, templates, db), "--host", "127.0.0.1"]
     with _bridge_process(
-        [*arguments, "--port", str(port), *extra], env=env, log=log, ready=ready, what="server"
+        [*arguments, "--port", str(port), *extra],
+        env=env,
+        log=log,
+        ready=ready,
+        what="server",
+        cwd=cwd,
     ) as process:
         yield BridgeProcess(process=process, log=log, url=url)
 
@@ -252,5 +298,12 @@ def worker_process(
         yield BridgeProcess(process=process, log=log)
 
 
-def _config(rules: Path, templates: Path, db: str) -> list[str]:
-    return ["--rules", str(rules), "--templates", str(templates), "--db", db]
+def _config(rules: Path | None, templates: Path | None, db: str | None) -> list[str]:
+    given = {
+        "--rules": rules and str(rules),
+        "--templates": templates and str(templates),
+        "--db": db,
+    }
+    return [
+        part for flag, value in given.items() if value is not None for part in (flag, str(value))
+    ]

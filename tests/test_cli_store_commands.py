@@ -19,9 +19,7 @@ from bridge.delivery.worker import Worker
 from bridge.exceptions import ConfigError
 from bridge.service import load_service
 from bridge.store import open_store
-from tests.helpers import shop_event, write_tree
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import EXAMPLE, shop_event, write_tree
 
 TREE = {
     "rules/main.yaml": """
@@ -149,7 +147,7 @@ def test_a_read_command_on_a_missing_database_says_so_and_creates_nothing(
 
 
 def test_the_http_provider_example_works_as_shipped(tmp_path, monkeypatch, capsys):
-    rules = shutil.copytree(REPO / "rules", tmp_path / "rules")
+    rules = shutil.copytree(EXAMPLE / "rules", tmp_path / "rules")
     example = rules / "providers.yaml"
     text = example.read_text()
     start = text.index("  # helpdesk:")
@@ -159,7 +157,7 @@ def test_the_http_provider_example_works_as_shipped(tmp_path, monkeypatch, capsy
     assert "\n  helpdesk:\n    type: http\n" in example.read_text()
     monkeypatch.setenv("HELPDESK_URL", "http://127.0.0.1:9/api/tickets")
     monkeypatch.setenv("HELPDESK_TOKEN", "helpdesk-token-secret")
-    args = ["--rules", str(rules), "--templates", str(REPO / "templates")]
+    args = ["--rules", str(rules), "--templates", str(EXAMPLE / "templates")]
     assert main(["check", *args]) == 0, capsys.readouterr().out
 
     # the shipped body template renders the neutral action into valid JSON

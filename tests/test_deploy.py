@@ -12,6 +12,7 @@ from bridge.config import Defaults
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 FLY = tomllib.loads((ROOT / "fly.toml").read_text())
+CI = (ROOT / ".ci" / "run").read_text()
 
 
 def dockerfile_env() -> dict[str, str]:
@@ -45,3 +46,26 @@ def test_fly_keeps_sqlite_on_the_volume_and_waits_for_the_shutdown_grace():
     assert FLY["kill_signal"] == "SIGTERM"
     assert FLY["kill_timeout"] > Defaults().shutdown_grace
     assert FLY["http_service"]["auto_stop_machines"] == "off"  # the worker lives in it
+
+
+def pip_commands(text: str, verb: str) -> list[list[str]]:
+    """Each `pip VERB ...` command in a Dockerfile or shell script, as words without the
+    options that only change what pip prints or caches (-q, --no-cache-dir)."""
+    joined = text.replace("\\\n", " ")
+    found = re.findall(rf"pip {verb} ([^\n&;)]*)", joined)
+    return [[w for w in words.split() if w not in ("-q", "--no-cache-dir")] for words in found]
+
+
+def test_the_image_installs_the_wheel_as_ci_s_wheel_stage_does():
+    """CI cannot build the image; what it tests is the wheel, built and installed the same way."""
+    (docker_build,) = pip_commands(DOCKERFILE, "wheel")
+    (ci_build,) = pip_commands(CI, "wheel")
+    assert docker_build == ["--no-deps", "--wheel-dir", "/dist", "."]
+    assert ci_build == ["--no-deps", "--wheel-dir", '"$stage/dist"', "."]
+    (docker_install,) = pip_commands(DOCKERFILE, "install")
+    assert docker_install == ["/dist/ticketbridge-*.whl"]
+    assert 'wheel=$(ls "$stage"/dist/ticketbridge-*.whl)' in CI
+    assert '"$stage/venv/bin/pip" install "$wheel[test]"' in CI.replace(" -q", "")
+    # the image's configuration is the example the wheel ships, written by `init`
+    assert "ticketbridge init /app" in DOCKERFILE
+    assert "COPY rules" not in DOCKERFILE and "COPY templates" not in DOCKERFILE

@@ -23,9 +23,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tests.helpers import poll, running_server, serving
+from tests.helpers import EXAMPLE, poll, running_server, serving
 
-REPO = Path(__file__).resolve().parent.parent
 ADMIN = "admin-token-4f1e-very-secret"
 SECRETS = {
     name: f"{name.lower().replace('_', '-')}-s3cr3t-{index:02d}"
@@ -73,7 +72,7 @@ def all_the_names(rules: Path) -> set[str]:
 def server(tmp_path_factory, helpdesk):
     root = tmp_path_factory.mktemp("secrets")
     rules = root / "rules"
-    shutil.copytree(REPO / "rules", rules)
+    shutil.copytree(EXAMPLE / "rules", rules)
     # Glassix's address comes from the workspace name: point it at the fake like the others
     glassix = rules / "glassix.yaml"
     text = glassix.read_text()
@@ -87,7 +86,7 @@ def server(tmp_path_factory, helpdesk):
     env = {**urls, **SECRETS, "BRIDGE_ADMIN_TOKEN": ADMIN, "GLASSIX_WORKSPACE": "acme"}
     with running_server(
         rules=rules,
-        templates=REPO / "templates",
+        templates=EXAMPLE / "templates",
         db=f"sqlite:///{root / 'bridge.db'}",
         env=env,
         log=root / "server.log",
@@ -107,7 +106,7 @@ def typeform_headers(body: bytes, secret: str) -> dict[str, str]:
 
 
 def sample(source: str, name: str) -> bytes:
-    return (REPO / "rules" / "samples" / source / name).read_bytes()
+    return (EXAMPLE / "rules" / "samples" / source / name).read_bytes()
 
 
 def send_everything(url: str) -> list[str]:

@@ -1,12 +1,13 @@
-"""ticketbridge: serve, worker, check, try, events, show, replay, purge, resume, schema, send
+"""ticketbridge: serve, worker, check, try, events, show, replay, purge, resume, schema, send,
+init
 (DESIGN §4.2; `resume` ends a provider's pause).
 
 Exit codes: 0 ok; 1 the thing checked is wrong (config errors, a failed send, no such
 event); 2 usage errors (argparse's own, and those `send` finds).
 
 The commands live beside this module: running.py (serve, worker), dryrun.py (check, try),
-records.py (events, show, replay, purge, resume, schema), send.py (send); common.py holds
-what they share.
+records.py (events, show, replay, purge, resume, schema), send.py (send), init.py (init);
+common.py holds what they share.
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ from bridge.cli.common import (
     _load,
     _positive,
     _with_store,
+    add_setting,
 )
 from bridge.cli.dryrun import cmd_check, cmd_try
+from bridge.cli.init import add_parser as add_init_parser
+from bridge.cli.init import cmd_init
 from bridge.cli.records import (
     cmd_events,
     cmd_purge,
@@ -61,29 +65,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ticketbridge", description="Webhooks in, helpdesk tickets out."
     )
-    parser.add_argument(
-        "--log-level",
-        default=os.environ.get("BRIDGE_LOG_LEVEL", "info"),
-        choices=["debug", "info", "warning", "error"],
-    )
+    add_setting(parser, "BRIDGE_LOG_LEVEL", choices=["debug", "info", "warning", "error"])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="receive webhooks and deliver tickets")
     _add_config(serve)
     _add_db(serve)
-    serve.add_argument("--host", default=os.environ.get("BRIDGE_HOST", "127.0.0.1"))
-    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    add_setting(serve, "BRIDGE_HOST")
+    add_setting(serve, "PORT", type=int)
     serve.add_argument(
         "--no-worker", action="store_true", help="receive only; run `worker` elsewhere"
     )
-    serve.add_argument(
-        "--processes",
-        type=_positive,
-        default=os.environ.get("BRIDGE_PROCESSES", "1"),
-        metavar="N",
-        help="N receiver processes on one port (BRIDGE_PROCESSES); each runs a worker "
-        "unless --no-worker",
-    )
+    add_setting(serve, "BRIDGE_PROCESSES", type=_positive)
 
     worker = commands.add_parser("worker", help="deliver stored events without receiving")
     _add_config(worker)
@@ -134,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("schema", help="print the configuration's JSON Schema")
     add_send_parser(commands)
+    add_init_parser(commands)
     add_vambe_parser(commands)
     return parser
 
@@ -159,6 +153,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # the reader went away (`ticketbridge events | head`): stop quietly, and point stdout
+        # at nothing so that the interpreter's own flush at exit does not fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -173,5 +172,6 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "resume": cmd_resume,
     "schema": cmd_schema,
     "send": cmd_send,
+    "init": cmd_init,
     "vambe-stages": cmd_vambe_stages,
 }

@@ -6,7 +6,9 @@ import argparse
 import asyncio
 import os
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -22,25 +24,90 @@ class Failed(Exception):
     """The command ran and the answer is 'no': print the message, exit 1."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class Setting:
+    """An option an environment variable can set instead: its flag, variable and default.
+
+    `--help` shows the variable beside each such option, and docs/environment.md lists them
+    all (tests/test_cli_help.py holds the page to this table)."""
+
+    flag: str
+    variable: str
+    default: str
+    metavar: str | None = None
+    help: str
+
+
+SETTINGS = {
+    setting.variable: setting
+    for setting in (
+        Setting(
+            flag="--rules",
+            metavar="DIR",
+            variable="BRIDGE_RULES",
+            default="rules",
+            help="rules directory",
+        ),
+        Setting(
+            flag="--templates",
+            metavar="DIR",
+            variable="BRIDGE_TEMPLATES",
+            default="templates",
+            help="templates directory",
+        ),
+        Setting(
+            flag="--db",
+            metavar="URL",
+            variable="BRIDGE_DATABASE_URL",
+            default=DEFAULT_DB,
+            help="database URL",
+        ),
+        Setting(
+            flag="--host",
+            metavar="HOST",
+            variable="BRIDGE_HOST",
+            default="127.0.0.1",
+            help="address to listen on",
+        ),
+        Setting(
+            flag="--port", metavar="PORT", variable="PORT", default="8000", help="port to listen on"
+        ),
+        Setting(
+            flag="--processes",
+            metavar="N",
+            variable="BRIDGE_PROCESSES",
+            default="1",
+            help="N receiver processes on one port; each runs a worker unless --no-worker",
+        ),
+        Setting(
+            flag="--log-level",
+            variable="BRIDGE_LOG_LEVEL",
+            default="info",
+            help="the least severe log lines written",
+        ),
+    )
+}
+
+
+def add_setting(parser: argparse.ArgumentParser, variable: str, **options: Any) -> None:
+    """Add the option behind `variable`: its default from the environment, then SETTINGS."""
+    setting = SETTINGS[variable]
+    parser.add_argument(
+        setting.flag,
+        default=os.environ.get(variable, setting.default),
+        metavar=setting.metavar,
+        help=f"{setting.help} (env {variable}; default {setting.default})",
+        **options,
+    )
+
+
 def _add_config(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--rules",
-        default=os.environ.get("BRIDGE_RULES", "rules"),
-        help="rules directory (BRIDGE_RULES)",
-    )
-    parser.add_argument(
-        "--templates",
-        default=os.environ.get("BRIDGE_TEMPLATES", "templates"),
-        help="templates directory (BRIDGE_TEMPLATES)",
-    )
+    add_setting(parser, "BRIDGE_RULES")
+    add_setting(parser, "BRIDGE_TEMPLATES")
 
 
 def _add_db(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--db",
-        default=os.environ.get("BRIDGE_DATABASE_URL", DEFAULT_DB),
-        help="database URL (BRIDGE_DATABASE_URL)",
-    )
+    add_setting(parser, "BRIDGE_DATABASE_URL")
 
 
 def _positive(text: str) -> int:

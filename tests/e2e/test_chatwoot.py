@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,11 +12,10 @@ import pytest
 
 from bridge.cli import main
 from tests.fakes.chatwoot import FakeChatwoot
-from tests.helpers import running_server, settled_event, write_tree
+from tests.helpers import EXAMPLE, running_server, settled_event, write_tree
 
 CC_TOKEN = "cc-secret-token-456"
 CW_TOKEN = "cw-secret-token-789"
-REPO = Path(__file__).resolve().parents[2]
 
 RULES = """
 providers:
@@ -276,9 +274,9 @@ def test_no_token_reaches_the_server_log(server, fakes, capsys):
 def test_try_on_the_example_shows_the_requests_with_the_token_masked(tmp_path, capsys, monkeypatch):
     rules, templates = tmp_path / "rules", tmp_path / "templates"
     rules.mkdir()
-    shutil.copy(REPO / "rules" / "cloudchat.yaml", rules / "cloudchat.yaml")
-    shutil.copytree(REPO / "templates" / "cloudchat", templates / "cloudchat")
-    sample = REPO / "rules" / "samples" / "website-form" / "support-request.json"
+    shutil.copy(EXAMPLE / "rules" / "cloudchat.yaml", rules / "cloudchat.yaml")
+    shutil.copytree(EXAMPLE / "templates" / "cloudchat", templates / "cloudchat")
+    sample = EXAMPLE / "rules" / "samples" / "website-form" / "support-request.json"
     monkeypatch.setenv("CLOUDCHAT_TOKEN", "cc-live-token-abcdef")
     monkeypatch.setenv("CLOUDCHAT_BASE_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("CLOUDCHAT_INBOX_ID", "7")

@@ -8,7 +8,6 @@ import hashlib
 import hmac
 import json
 import shutil
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,11 +15,10 @@ import pytest
 
 from bridge.cli import main
 from tests.fakes.glassix import FakeGlassix
-from tests.helpers import poll, running_server, show_event, write_tree
+from tests.helpers import EXAMPLE, poll, running_server, show_event, write_tree
 
-REPO = Path(__file__).resolve().parents[2]
 TYPEFORM_SECRET = "tf-e2e-secret"
-SAMPLE = REPO / "rules" / "samples" / "typeform" / "form-response.json"
+SAMPLE = EXAMPLE / "rules" / "samples" / "typeform" / "form-response.json"
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +41,12 @@ def env_of(fake: FakeGlassix) -> dict[str, str]:
 def tree(tmp_path_factory, fake):
     root = tmp_path_factory.mktemp("glassix")
     # the shipped example, pointed at the fake
-    example = (REPO / "rules" / "glassix.yaml").read_text()
+    example = (EXAMPLE / "rules" / "glassix.yaml").read_text()
     assert example.count("\n    protocol: Mail") == 1
     example = example.replace(
         "\n    protocol: Mail", f'\n    base_url: "{fake.api}"\n    protocol: Mail'
     )
-    shutil.copytree(REPO / "templates" / "glassix", root / "templates" / "glassix")
+    shutil.copytree(EXAMPLE / "templates" / "glassix", root / "templates" / "glassix")
     return write_tree(
         root,
         {

@@ -7,15 +7,12 @@ import json
 import shutil
 import socket
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
 from bridge.cli import main
-from tests.helpers import poll, running_server
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers import EXAMPLE, poll, running_server
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +20,7 @@ def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("quickstart")
     db = f"sqlite:///{tmp / 'bridge.db'}"
     with running_server(
-        rules=REPO / "rules", templates=REPO / "templates", db=db, log=tmp / "server.log"
+        rules=EXAMPLE / "rules", templates=EXAMPLE / "templates", db=db, log=tmp / "server.log"
     ) as url:
         yield url, db, tmp / "server.log"
 
@@ -208,7 +205,7 @@ def test_body_over_max_body_is_413_before_it_is_read(server):
 
 def test_stripe_dispute_lifecycle_and_unmatched(server, capsys):
     url, db, _ = server
-    samples = REPO / "rules" / "samples" / "stripe"
+    samples = EXAMPLE / "rules" / "samples" / "stripe"
     dispute = (samples / "dispute-created.json").read_bytes()
     created = httpx.post(url + STRIPE, content=dispute, headers=stripe_headers(dispute))
     assert created.status_code == 202
@@ -246,9 +243,11 @@ def test_server_log_is_json_and_has_no_secret(server):
 
 
 def test_copy_of_example_config_checks_clean(tmp_path, capsys):
-    shutil.copytree(REPO / "rules", tmp_path / "rules")
+    shutil.copytree(EXAMPLE / "rules", tmp_path / "rules")
     assert (
-        main(["check", "--rules", str(tmp_path / "rules"), "--templates", str(REPO / "templates")])
+        main(
+            ["check", "--rules", str(tmp_path / "rules"), "--templates", str(EXAMPLE / "templates")]
+        )
         == 0
     )
     out = capsys.readouterr().out

@@ -11,13 +11,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from pathlib import Path
 
 import pytest
 
 from bridge.cli import main
 from bridge.sources.presets import PRESETS
-from tests.helpers import running_server, settled_event, show_event, write_tree
+from tests.helpers import EXAMPLE, running_server, settled_event, show_event, write_tree
 
 
 def whsec(text: str) -> str:
@@ -197,15 +196,12 @@ def test_a_given_delivery_header_makes_a_repeat_a_duplicate(server, sender_env, 
     assert statuses == ["202 Accepted", "200 OK"]
 
 
-REPO = Path(__file__).resolve().parents[2]
-
-
 def test_the_readme_send_against_the_example_configuration(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("STRIPE_WEBHOOK_SECRET", raising=False)  # the example's default secret
-    monkeypatch.chdir(REPO)  # the README runs it from the checkout: ./rules, ./templates
+    monkeypatch.chdir(EXAMPLE)  # the README runs it from the checkout: ./rules, ./templates
     db = f"sqlite:///{tmp_path / 'bridge.db'}"
     with running_server(
-        rules=REPO / "rules", templates=REPO / "templates", db=db, log=tmp_path / "log"
+        rules=EXAMPLE / "rules", templates=EXAMPLE / "templates", db=db, log=tmp_path / "log"
     ) as url:
         command = ["send", "stripe", "rules/samples/stripe/dispute-created.json", "--url", url]
         assert main(command) == 0

@@ -11,16 +11,14 @@ import hmac
 import json
 import shutil
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
 from bridge.cli import main
 from tests.fakes.vambe import FakeVambe
-from tests.helpers import running_server, settled_event, write_tree
+from tests.helpers import EXAMPLE, running_server, settled_event, write_tree
 
-REPO = Path(__file__).resolve().parents[2]
 KEY = "vk_e2e_Key_do_not_leak_77"
 STAGE = "650e8400-e29b-41d4-a716-446655440001"
 OTHER_STAGE = "650e8400-e29b-41d4-a716-446655440002"
@@ -117,11 +115,11 @@ def tree(tmp_path_factory, vambe):
         },
     )
     # the repository's example, as shipped
-    shutil.copy(REPO / "rules" / "vambe.yaml", root / "rules" / "vambe.yaml")
+    shutil.copy(EXAMPLE / "rules" / "vambe.yaml", root / "rules" / "vambe.yaml")
     shutil.copytree(
-        REPO / "rules" / "samples" / "stripe-vambe", root / "rules/samples/stripe-vambe"
+        EXAMPLE / "rules" / "samples" / "stripe-vambe", root / "rules/samples/stripe-vambe"
     )
-    shutil.copytree(REPO / "templates" / "vambe", root / "templates" / "vambe")
+    shutil.copytree(EXAMPLE / "templates" / "vambe", root / "templates" / "vambe")
     return root
 
 
@@ -294,7 +292,7 @@ def test_retryable_then_done_and_permanent_with_vambes_message(server, vambe, ca
 
 
 def stripe_post(url: str, sample: str) -> str:
-    body = (REPO / "rules" / "samples" / "stripe-vambe" / sample).read_bytes()
+    body = (EXAMPLE / "rules" / "samples" / "stripe-vambe" / sample).read_bytes()
     t = str(int(time.time()))
     digest = hmac.new(STRIPE_SECRET.encode(), f"{t}.".encode() + body, "sha256").hexdigest()
     response = httpx.post(
