@@ -141,6 +141,8 @@ def build_app(
         body_timeout=defaults.body_timeout,
     )
     users.append(gate.use)
+    if worker is not None:
+        worker.defer_to(gate.idle)  # the receiver first: answers before routing and delivery
     return gate
 
 

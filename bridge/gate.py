@@ -8,6 +8,9 @@ receive() raises RejectedRequest 408, which the receiver answers as it answers e
 rejection (and the other apps through their exception handler), closing the connection, since
 a client that stalled mid-body cannot be read on from. Slow clients so cost a connection each
 for at most `body_timeout`, and never the requests of anyone else.
+
+`idle` is set while no request is in flight: in `serve`, the worker waits for it before each
+step, so that a burst of webhooks is answered first and routed right after (receiver first).
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ class Gate:
         self.max_in_flight = max_in_flight
         self.body_timeout = body_timeout
         self.in_flight = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
 
     def use(self, service: Service) -> None:
         """A reloaded configuration's limits, for the next request."""
@@ -51,10 +56,13 @@ class Gate:
             )
             return
         self.in_flight += 1
+        self.idle.clear()
         try:
             await self.app(scope, _by_deadline(receive, self.body_timeout), send)
         finally:
             self.in_flight -= 1
+            if not self.in_flight:
+                self.idle.set()
 
 
 def _by_deadline(receive: Receive, seconds: float) -> Receive:

@@ -11,6 +11,12 @@ still running after the grace period are released for a later try.
 
 The receiver wakes the worker the moment an event is stored; other processes' work is found
 by polling the store at least every `poll_interval` seconds.
+
+In `serve` the receiver comes first (defer_to): before each step the worker waits, for at most
+RECEIVER_FIRST_WAIT, until no request is in flight, and while requests are in flight it routes
+and starts only a slice of work per step, handing the loop back between events. A burst of
+webhooks is answered at the receiver's own rate, and its backlog is drained right after at
+the worker's.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from bridge.exceptions import StoreError
 from bridge.ids import new_id
 from bridge.metrics import Metrics
 from bridge.providers.base import Outcome, OutcomeKind
-from bridge.records import AttemptResult, Claim, DeliveryStatus, HoldState, ProviderHold
+from bridge.records import AttemptResult, Claim, DeliveryStatus, HoldState, ProviderHold, Routing
 from bridge.service import Service
 from bridge.store.base import Store
 from bridge.views import hold_until
@@ -43,6 +49,9 @@ log = logging.getLogger("bridge.worker")
 HOUSEKEEPING_EVERY = 3600.0  # seconds between forgetting expired dedupe keys and old bodies
 UNCONFIGURED_ROOM = 8  # deliveries of providers no longer configured, claimed at once (to die)
 FALLBACK_EVERY = 5.0  # seconds between looks for providers held long enough to fall back
+ROUTE_BATCH = 64  # events routed in one step
+BUSY_SLICE = 8  # events routed, and deliveries started, in one step while requests are in flight
+RECEIVER_FIRST_WAIT = 0.25  # the longest a step waits for a moment with no request in flight
 
 
 class Worker:
@@ -70,6 +79,7 @@ class Worker:
         self._renew_at = now
         self._housekeep_at = now
         self._fallback_at = now
+        self._receiver_idle: asyncio.Event | None = None
         self.use(service)
 
     def use(self, service: Service) -> None:
@@ -99,6 +109,19 @@ class Worker:
     def wake(self) -> None:
         self._wakeup.set()
 
+    def defer_to(self, idle: asyncio.Event) -> None:
+        """Put the receiver first: `idle` is set while it has no request in flight."""
+        self._receiver_idle = idle
+
+    def _receiver_busy(self) -> bool:
+        return self._receiver_idle is not None and not self._receiver_idle.is_set()
+
+    async def _receiver_first(self) -> None:
+        """Wait, at most RECEIVER_FIRST_WAIT, for a moment with no request in flight."""
+        if self._receiver_idle is not None and not self._receiver_idle.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._receiver_idle.wait(), RECEIVER_FIRST_WAIT)
+
     async def run(self) -> None:
         """Work until stop() is called."""
         log.info("worker started", extra={"action": "worker_start"})
@@ -106,6 +129,7 @@ class Worker:
         while not self._stopping:
             self._wakeup.clear()
             try:
+                await self._receiver_first()
                 busy = await self._step()
                 timeout = 0.0 if busy else await self._idle_timeout()
             except StoreError as exc:
@@ -213,15 +237,15 @@ class Worker:
         return min(renew, self._housekeep_at)
 
     async def route_pending(self) -> bool:
-        events = await self.store.claim_unrouted(now=self.clock(), limit=64, lease=self.lease)
+        limit = BUSY_SLICE if self._receiver_busy() else ROUTE_BATCH
+        events = await self.store.claim_unrouted(now=self.clock(), limit=limit, lease=self.lease)
         now = self.clock()
-        routings = [
-            replace(
-                route_event(self.service, event, now=now, new_id=partial(new_id, "dlv")),
-                only_if_unrouted=True,
-            )
-            for event in events
-        ]
+        routings: list[Routing] = []
+        for event in events:
+            if routings and self._receiver_busy():
+                await asyncio.sleep(0)  # requests that came in are answered between renders
+            routed = route_event(self.service, event, now=now, new_id=partial(new_id, "dlv"))
+            routings.append(replace(routed, only_if_unrouted=True))
         # saved together, so that they share the writer's transactions instead of waiting for
         # a commit each; the store queues each delivery by its event's arrival all the same
         saved = await asyncio.gather(*(self.store.save_routing(r, now=now) for r in routings))
@@ -260,6 +284,8 @@ class Worker:
         now = self.clock()
         rooms = {name: pace.room(now) for name, pace in self._paces.items()}
         limit = sum(rooms.values()) + UNCONFIGURED_ROOM
+        if self._receiver_busy():
+            limit = min(limit, BUSY_SLICE)
         claims = await self.store.claim_due(
             now=now, limit=limit, lease=self.lease, per_provider=rooms, rates=self._rates
         )

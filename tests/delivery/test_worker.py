@@ -7,11 +7,12 @@ import json
 import logging
 import os
 from dataclasses import replace
+from typing import Literal
 
 import httpx
 import respx
 
-from bridge.delivery.worker import Worker
+from bridge.delivery.worker import BUSY_SLICE, Worker
 from bridge.records import DeliveryStatus, EventStatus, HoldState
 from bridge.service import load_service
 from bridge.store import open_store
@@ -237,3 +238,90 @@ def test_the_routings_of_claimed_events_are_saved_together(tmp_path, monkeypatch
 
     assert asyncio.run(go()) == [EventStatus.ACCEPTED] * 5  # routed, deliveries pending
     assert most == 5
+
+
+LOGGED = {
+    "rules/main.yaml": """
+        providers:
+          audit: {type: log}
+        sources:
+          shop: {verify: {type: none}}
+        rules:
+          - name: order
+            source: shop
+            action: create_ticket
+            provider: audit
+            ticket: {subject: "Order {{ body.id }}", correlate: "order-{{ body.id }}"}
+    """,
+}
+
+
+class WatchedIdle(asyncio.Event):
+    """The receiver's `idle` event, counting the worker's waits for it."""
+
+    waits = 0
+
+    async def wait(self) -> Literal[True]:
+        self.waits += 1
+        return await super().wait()
+
+
+async def routed_and_done(store, events) -> tuple[int, int]:
+    """How many of `events` are routed, and how many done."""
+    details = [await store.get_event(e.id) for e in events]
+    routed = sum(d.event.routed_at is not None for d in details)
+    return routed, sum(d.event.status is EventStatus.DONE for d in details)
+
+
+def test_the_receiver_comes_first_and_the_backlog_drains_right_after(tmp_path, monkeypatch):
+    monkeypatch.setattr("bridge.delivery.worker.RECEIVER_FIRST_WAIT", 60.0)
+    root = write_tree(tmp_path, LOGGED)
+
+    async def go():
+        store = MemoryStore()
+        await store.open()
+        events = [shop_event(i, {"id": i}) for i in range(20)]
+        await store.ingest(events, dedupe_window=60, now=1e9)
+        async with httpx.AsyncClient() as client:
+            service = load_service(root / "rules", root / "templates", {}, client)
+            worker = Worker(service=service, store=store)
+            idle = WatchedIdle()  # not set: requests are in flight
+            worker.defer_to(idle)
+            running = asyncio.create_task(worker.run())
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 10
+            while not idle.waits:  # the worker reached its first step
+                assert loop.time() < deadline, "the worker never waited for the receiver"
+                await asyncio.sleep(0.005)
+            assert await routed_and_done(store, events) == (0, 0)
+            idle.set()  # the burst is over: all of it is routed and delivered
+            while await routed_and_done(store, events) != (20, 20):
+                assert loop.time() < deadline, await routed_and_done(store, events)
+                await asyncio.sleep(0.005)
+            await worker.stop()
+            await running
+
+    asyncio.run(go())
+
+
+def test_while_requests_are_in_flight_a_step_routes_only_a_slice(tmp_path, monkeypatch):
+    monkeypatch.setattr("bridge.delivery.worker.RECEIVER_FIRST_WAIT", 0.0)
+    root = write_tree(tmp_path, LOGGED)
+
+    async def go():
+        store = MemoryStore()
+        await store.open()
+        events = [shop_event(i, {"id": i}) for i in range(20)]
+        await store.ingest(events, dedupe_window=60, now=1e9)
+        async with httpx.AsyncClient() as client:
+            service = load_service(root / "rules", root / "templates", {}, client)
+            worker = Worker(service=service, store=store)
+            idle = asyncio.Event()
+            worker.defer_to(idle)
+            assert await worker.route_pending()
+            assert (await routed_and_done(store, events))[0] == BUSY_SLICE
+            idle.set()
+            assert await worker.route_pending()
+            assert (await routed_and_done(store, events))[0] == 20  # the rest, in one step
+
+    asyncio.run(go())
