@@ -23,12 +23,13 @@ from pathlib import Path
 from bench import payload, product
 from bench.load import Load, LoadError, ensure_wrk
 from bench.report import Row, replace_section, section, table
-from bench.scenarios import e2e, faults, hostile, ingest, memory, rules
+from bench.scenarios import deployed, e2e, faults, hostile, ingest, memory, rules
 from bench.scenarios.common import Bench, MeasurementFailed, Options, Skipped
 
 SCENARIOS: dict[str, Callable[[Bench], list[Row]]] = {
     "ingest-1": ingest.run_ingest_1,
     "ingest-2": ingest.run_ingest_2,
+    "deployed": deployed.run_deployed,
     "e2e": e2e.run,
     "match": rules.run_match,
     "load": rules.run_load,

@@ -2,7 +2,10 @@
 
 `write_config` writes a rules directory: the `bench` source (github preset, its secret from
 $BENCH_WEBHOOK_SECRET), one provider named `target`, and N rules of which only the last
-matches the load's body (so a linear scan would pay for all N). `serve`, `worker` and `check`
+matches the load's body (so a linear scan would pay for all N). Every rule carries a
+`correlate`, as rules users write do (a lifecycle is what the product is for): unique per
+event, so each delivery takes the keyed path (its key's queue, the ticket map) without
+waiting behind another. `serve`, `worker` and `check`
 are started as `python -m bridge ...` subprocesses, as an operator would run them.
 """
 
@@ -22,6 +25,7 @@ from bench.payload import EVENT_TYPE, SECRET, SECRET_ENV, SOURCE
 from bench.processes import Running, free_port, http_ok, start
 
 PROVIDER = "target"
+CORRELATE = "bench:{{ event.id }}"  # one ticket per event: the keyed path, never a wait
 ENV = {SECRET_ENV: SECRET}
 
 
@@ -38,7 +42,11 @@ def rules_yaml(count: int, *, provider: str = PROVIDER) -> str:
                 "when": {"body.type": f"bench.unmatched.{number}"},
                 "action": "create_ticket",
                 "provider": provider,
-                "ticket": {"subject": f"never {number}", "message": {"text": "never"}},
+                "ticket": {
+                    "subject": f"never {number}",
+                    "message": {"text": "never"},
+                    "correlate": CORRELATE,
+                },
             }
         )
     rules.append(
@@ -60,6 +68,7 @@ def rules_yaml(count: int, *, provider: str = PROVIDER) -> str:
                     "from {{ body.data.object.billing_details.name }}"
                 },
                 "metadata": {"order": "{{ body.data.object.metadata.order_id }}"},
+                "correlate": CORRELATE,
             },
         }
     )

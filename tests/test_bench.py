@@ -147,6 +147,8 @@ def test_rules_yaml_has_count_rules_and_only_the_last_matches(count: int) -> Non
     assert len({rule["name"] for rule in rules}) == count
     matching = [r for r in rules if r["when"]["body.type"] == payload.EVENT_TYPE]
     assert matching == [rules[-1]]
+    # rules as users write them: every one links its event to a ticket
+    assert all(rule["ticket"]["correlate"] == "bench:{{ event.id }}" for rule in rules)
 
 
 def test_rules_yaml_needs_a_rule() -> None:

@@ -2,6 +2,8 @@
 
 ingest.py   ingest-1 (one receiver against A, D, D_full) and ingest-2 (two receivers,
             SQLite and PostgreSQL)
+deployed.py deployed (`serve` with its worker against `serve --no-worker` under one load,
+            then the burst's backlog drained, against `worker` alone)
 e2e.py      e2e (stored events to a fake helpdesk against E; p99 at 200/s offered; the
             rate limiter holding its rate)
 rules.py    match (10 against 10,000 rules, drained by `worker`) and load (`check`)
