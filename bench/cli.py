@@ -23,7 +23,7 @@ from pathlib import Path
 from bench import payload, product
 from bench.load import Load, LoadError, ensure_wrk
 from bench.report import Row, replace_section, section, table
-from bench.scenarios import deployed, e2e, faults, hostile, ingest, memory, rules
+from bench.scenarios import backlog, deployed, e2e, faults, hostile, ingest, memory, rules
 from bench.scenarios.common import Bench, MeasurementFailed, Options, Skipped
 
 SCENARIOS: dict[str, Callable[[Bench], list[Row]]] = {
@@ -32,6 +32,8 @@ SCENARIOS: dict[str, Callable[[Bench], list[Row]]] = {
     "deployed": deployed.run_deployed,
     "e2e": e2e.run,
     "match": rules.run_match,
+    "backlog": backlog.run_backlog,
+    "history": backlog.run_history,
     "load": rules.run_load,
     "memory": memory.run,
     "fuzz": hostile.run_fuzz,

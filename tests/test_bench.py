@@ -3,9 +3,14 @@ section, the generated rules. No wrk, no servers, nothing timed."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
@@ -23,6 +28,12 @@ from bench.report import (
     slope_per_minute,
     table,
 )
+from bench.scenarios.backlog import _copy_lifecycle
+from bridge.delivery.worker import Worker
+from bridge.records import EventStatus
+from bridge.service import load_service
+from bridge.store import open_store
+from tests.helpers import shop_event
 
 WRK_OUTPUT = """Running 10s test @ http://127.0.0.1:8000/hooks/bench
   1 threads and 32 connections
@@ -174,3 +185,49 @@ def test_body_is_2159_bytes_of_json() -> None:
     data = payload.body()
     assert len(data) == 2159
     assert json.loads(data)["type"] == payload.EVENT_TYPE
+
+
+def test_the_history_copies_are_finished_lifecycles_the_store_reads(tmp_path: Path) -> None:
+    """bench history's copies of one real lifecycle: every table gets its rows, with ids
+    older than the original, and the store reads each copy back as a finished event."""
+    rules, templates = product.write_config(tmp_path, rules=1, provider=product.log_provider())
+    body = json.loads(payload.body())
+    event = replace(shop_event(1, body), source=payload.SOURCE)
+    db = f"sqlite:///{tmp_path / 'bridge.db'}"
+
+    async def lifecycle() -> None:
+        store = open_store(db)
+        await store.open()
+        try:
+            await store.ingest([event], dedupe_window=60, now=1e9)
+            async with httpx.AsyncClient() as client:
+                env = {**os.environ, payload.SECRET_ENV: payload.SECRET}
+                service = load_service(rules, templates, env, client)
+                await Worker(service=service, store=store).run_until_idle()
+        finally:
+            await store.close()
+
+    asyncio.run(lifecycle())
+    connection = sqlite3.connect(tmp_path / "bridge.db")
+    try:
+        _copy_lifecycle(connection, 50)
+        connection.commit()
+        for table in ("events", "deliveries", "attempts", "tickets"):
+            assert connection.execute(f"SELECT count(*) FROM {table}").fetchone() == (51,)
+        oldest = connection.execute("SELECT id FROM events ORDER BY id LIMIT 1").fetchone()
+        assert oldest == ("evh_000000001",)
+    finally:
+        connection.close()
+
+    async def read() -> tuple[EventStatus, str | None]:
+        store = open_store(db, create=False)
+        await store.open()
+        try:
+            detail = await store.get_event("evh_000000050")
+            assert detail is not None
+            (delivery,) = detail.deliveries
+            return detail.event.status, delivery.correlate
+        finally:
+            await store.close()
+
+    assert asyncio.run(read()) == (EventStatus.DONE, "bench:evh_000000050")

@@ -14,12 +14,19 @@ from pathlib import Path
 
 from bench import product
 from bench.report import Row, median, paired_ratio
-from bench.scenarios.common import Bench, Measured, measure, row, sqlite_count, wait_until
+from bench.scenarios.common import (
+    Bench,
+    Measured,
+    drain_stored,
+    measure,
+    row,
+    sqlite_count,
+    wait_until,
+)
 
 P99_TARGET_MS = 50.0
 DRAIN_TIMEOUT = 600.0
 UNFINISHED = "SELECT count(*) FROM events WHERE status = 'accepted'"
-STORED = "SELECT count(*) FROM events"
 
 
 def _config(bench: Bench, name: str) -> tuple[Path, Path, Path, str]:
@@ -63,35 +70,8 @@ def _as_deployed(bench: Bench) -> tuple[Measured, int, float]:
 
 
 def _worker_alone(bench: Bench, count: int) -> float:
-    """`worker` alone draining `count` events stored beforehand: events per second, from the
-    store's own timestamps (first routing to last attempt), so start-up is not in it."""
-    where, rules, templates, db = _config(bench, "deployed-worker")
-    server = product.serve(rules, templates, db=db, log=where / "serve.log", worker=False)
-    try:
-        bench.need_load().offer(server.url + "/hooks/bench", count)
-    finally:
-        server.stop()
-    stored = sqlite_count(where / "bridge.db", STORED)
-    worker = product.worker(rules, templates, db=db, log=where / "worker.log")
-    try:
-        _drain(where / "bridge.db")
-    finally:
-        worker.stop()
-    span = _store_span(where / "bridge.db")
-    return stored / span if span > 0 else 0.0
-
-
-def _store_span(db_file: Path) -> float:
-    """Seconds from the first routing to the last attempt's end, in the store's clock."""
-    import sqlite3
-
-    connection = sqlite3.connect(f"file:{db_file}?mode=ro", uri=True)
-    try:
-        first = connection.execute("SELECT min(routed_at) FROM events").fetchone()[0]
-        last = connection.execute("SELECT max(started_at + duration) FROM attempts").fetchone()[0]
-    finally:
-        connection.close()
-    return float(last - first) if first is not None and last is not None else 0.0
+    """`worker` alone draining `count` events stored beforehand: events per second."""
+    return drain_stored(bench, "deployed-worker", rules=1, events=count).rate
 
 
 def run_deployed(bench: Bench) -> list[Row]:

@@ -8,69 +8,11 @@ load: `ticketbridge check` on each configuration: wall time and max RSS.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from bench import product
 from bench.report import Row, median, paired_ratio
-from bench.scenarios.common import (
-    MB,
-    Bench,
-    MeasurementFailed,
-    ingest_stored,
-    sqlite_count,
-    wait_until,
-)
+from bench.scenarios.common import MB, Bench, MeasurementFailed, drain_stored
 
 COUNTS = (10, 10_000)
-_SPAN = (
-    "SELECT (SELECT max(started_at + duration) FROM attempts) - (SELECT min(routed_at) FROM events)"
-)
-
-
-def _span(path: Path) -> float:
-    import sqlite3
-
-    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
-    try:
-        value = connection.execute(_SPAN).fetchone()[0]
-    finally:
-        connection.close()
-    return float(value or 0.0)
-
-
-def _drain(bench: Bench, rules_count: int, events: int) -> tuple[float, float, float]:
-    """(events/s, CPU µs/event while draining, worker RSS MB at the end)."""
-    where = bench.fresh(f"match-{rules_count}")
-    rules, templates = product.write_config(
-        where, rules=rules_count, provider=product.log_provider()
-    )
-    path = where / "bridge.db"
-    db = f"sqlite:///{path}"
-    server = product.serve(rules, templates, db=db, log=where / "serve.log", worker=False)
-    try:
-        ingest_stored(bench, server, events)
-    finally:
-        server.stop()
-    stored = sqlite_count(path, "SELECT count(*) FROM events")
-    done = "SELECT count(*) FROM deliveries WHERE status = 'done'"
-    worker = product.worker(rules, templates, db=db, log=where / "worker.log")
-    try:
-        wait_until(lambda: sqlite_count(path, done) > 0, timeout=120, what="the first delivery")
-        cpu_start, done_start = worker.cpu(), sqlite_count(path, done)
-        wait_until(
-            lambda: sqlite_count(path, done) >= stored,
-            timeout=max(120.0, stored / 20),
-            what=f"{stored} deliveries done",
-            interval=0.1,
-        )
-        cpu = worker.cpu() - cpu_start
-        rss = worker.rss()
-    finally:
-        worker.stop()
-    span = _span(path)
-    if span <= 0:
-        raise MeasurementFailed("no routing or attempt times in the store")
-    return stored / span, cpu / max(1, stored - done_start) * 1e6, rss / MB
 
 
 def run_match(bench: Bench) -> list[Row]:
@@ -81,10 +23,10 @@ def run_match(bench: Bench) -> list[Row]:
     rss: dict[int, list[float]] = {n: [] for n in COUNTS}
     for _ in range(bench.options.rounds):
         for count in COUNTS:
-            rate, cost, memory = _drain(bench, count, events)
-            rates[count].append(rate)
-            cpu[count].append(cost)
-            rss[count].append(memory)
+            drained = drain_stored(bench, f"match-{count}", rules=count, events=events)
+            rates[count].append(drained.rate)
+            cpu[count].append(drained.cpu_us)
+            rss[count].append(drained.rss_mb)
     cost_ratio = paired_ratio(rates[10], rates[10_000])  # cost per event is 1/rate
     memory_ratio = paired_ratio(rss[10_000], rss[10])
     rows = [
