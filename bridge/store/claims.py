@@ -60,9 +60,13 @@ def claim_due(
                     yield from save_bucket(provider, tokens=tokens - len(some), now=now)
         rest = limit - len(claimed)
         if rest > 0:  # providers not named: ones removed from the configuration since
-            claimed += yield from _claim(
-                "claim_due_others", **params, limit=rest, named=list(per_provider)
-            )
+            # asked first (usually there are none), so that the claim's planner sees the list
+            found = yield from rows("unnamed_providers", named=list(per_provider))
+            if found:
+                others = [row["provider"] for row in found]
+                claimed += yield from _claim(
+                    "claim_due_others", **params, limit=rest, providers=others
+                )
     return (yield from _claims(claimed))
 
 

@@ -160,7 +160,12 @@ def save_routing(routing: Routing, *, now: float) -> Step[bool]:
     yield from many(
         "insert_delivery", [{**d, "event_received_at": row["received_at"]} for d in deliveries]
     )
-    yield from settle_queued([d["id"] for d in correlated])
+    # the keyed ones take their places in their keys' queues; a waiting one without a key has
+    # nothing to wait behind (settled, it is pending)
+    waiting = DeliveryStatus.WAITING.value
+    yield from settle_queued(
+        [d["id"] for d in deliveries if d["correlate"] is not None or d["status"] == waiting]
+    )
     yield from execute(
         "mark_routed",
         now=now,

@@ -5,6 +5,16 @@
 --   :param                      a named parameter (a list is an array: see `in_list`)
 --   {name} / {name:arg}         another piece of this file, or a fragment of the dialect table
 -- Statuses are written as their values (bridge.store.base; the CHECK constraints name them too).
+--
+-- Plans. What the worker runs per event reads an index that holds only what it may touch, never
+-- the history of finished deliveries nor the whole queue to find one row (migrations 0007;
+-- tests/store/test_plans.py holds the plans). Partial indexes hold a key's unfinished deliveries
+-- (deliveries_key_queue), the claimable ones (deliveries_claim by provider, _claim_all), the
+-- pending ones by due time (deliveries_pending_due), the leases (deliveries_leases). A statement
+-- that reads one writes the index's condition in its very words (`status IN {unfinished}`,
+-- `status IN {claimable}`, `status = 'pending'`), even beside a narrower term: SQLite takes a
+-- partial index only for a term written as its WHERE. No index is led by status alone: without
+-- statistics, SQLite took such an index to settle one delivery and walked every queued one.
 
 -- name: unfinished
 ('pending', 'waiting', 'in_flight')
@@ -14,6 +24,12 @@
 
 -- name: final
 ('done', 'skipped', 'dead', 'cancelled')
+
+-- What a claim may take: pending (when due) or in flight (when its lease ran out). A waiting
+-- delivery is never claimable: it is always behind an unfinished one of its key (what would
+-- leave it first in its queue makes it pending: release_next, settle_head).
+-- name: claimable
+('pending', 'in_flight')
 
 -- name: event_columns
 ev.id, ev.source, ev.received_at, ev.headers, ev.query, ev.payload, ev.content_type,
@@ -55,7 +71,8 @@ NOT ({behind_its_key})
 AND NOT (d.correlate IS NOT NULL AND EXISTS (
     SELECT 1 FROM deliveries AS f
     WHERE f.provider = d.provider AND f.correlate = d.correlate AND f.seq <> d.seq
-      AND f.status = 'in_flight' AND f.lease_until >= :now))
+      AND f.status IN {unfinished}
+      AND CASE f.status WHEN 'in_flight' THEN f.lease_until >= :now ELSE FALSE END))
 AND NOT (d.correlate IS NOT NULL AND EXISTS (
     SELECT 1 FROM events AS u
     WHERE u.routed_at IS NULL AND (u.received_at, u.id) < (d.event_received_at, d.event_id)))
@@ -166,7 +183,13 @@ FROM deliveries AS s
 WHERE s.id {in_list:ids} AND s.status IN {queued}
   AND d.provider = s.provider AND d.correlate = s.correlate
   AND {key_order:d} > {key_order:s}
-  AND d.status = 'pending' AND d.id {not_in_list:ids}
+  AND d.status IN {unfinished} AND d.status = 'pending' AND d.id {not_in_list:ids}
+
+-- The first unfinished delivery of the key (:provider, :correlate).
+-- name: key_head
+SELECT id FROM deliveries
+WHERE provider = :provider AND correlate = :correlate AND status IN {unfinished}
+ORDER BY event_received_at, event_id, seq LIMIT 1
 
 -- The key's first unfinished delivery, if it is waiting, may go now (a note of storm
 -- folding: when its window closes).
@@ -174,16 +197,20 @@ WHERE s.id {in_list:ids} AND s.status IN {queued}
 UPDATE deliveries SET status = 'pending',
     next_attempt_at = CASE WHEN folded IS NOT NULL AND fold_until > :now THEN fold_until
                            ELSE :now END
-WHERE status = 'waiting' AND id = (
-    SELECT id FROM deliveries
-    WHERE provider = :provider AND correlate = :correlate AND status IN {unfinished}
-    ORDER BY event_received_at, event_id, seq LIMIT 1)
+WHERE status = 'waiting' AND id = ({key_head})
+
+-- What it waited behind went elsewhere (a fallback) and left the key's first unfinished
+-- delivery waiting: it is pending, due when it was (nothing else changes; a claim took it
+-- waiting before, and takes it pending now).
+-- name: settle_head
+UPDATE deliveries SET status = 'pending' WHERE status = 'waiting' AND id = ({key_head})
 
 -- name: kill_followers
 UPDATE deliveries AS d SET status = 'dead', blocked_by = :id, next_attempt_at = NULL,
                            last_error = :message
 WHERE d.provider = :provider AND d.correlate = :correlate
-  AND {key_order:d} > (:event_received_at, :event_id, :seq) AND d.status IN {queued}
+  AND {key_order:d} > (:event_received_at, :event_id, :seq)
+  AND d.status IN {unfinished} AND d.status IN {queued}
 RETURNING event_id
 
 -- == a provider's fallback ======================================================================
@@ -202,7 +229,8 @@ LIMIT :limit
 {movable:dead_and_followers}
 
 -- name: dead_and_followers
-(d.id = :id OR (d.provider = :provider AND d.correlate = :correlate AND d.status IN {queued}
+(d.id = :id OR (d.provider = :provider AND d.correlate = :correlate
+                AND d.status IN {unfinished} AND d.status IN {queued}
                 AND {key_order:d} > (:event_received_at, :event_id, :seq)))
 
 -- A held provider's queue.
@@ -210,7 +238,7 @@ LIMIT :limit
 {movable:queued_of_provider}
 
 -- name: queued_of_provider
-d.provider = :provider AND d.status IN {queued}
+d.provider = :provider AND d.status IN {unfinished} AND d.status IN {queued}
 
 -- name: insert_moved
 INSERT INTO deliveries (id, event_id, event_received_at, rule, provider, action, correlate,
@@ -251,12 +279,16 @@ WHERE id = :event_id
 
 -- Due (or in flight with a lapsed lease), free to go by its key, not held; oldest first; rows
 -- another transaction holds are passed over, never waited for. The piece named by arg narrows
--- the providers: claim_due_all, claim_due_one (:provider), claim_due_others (not in :named).
+-- the providers: claim_due_all, claim_due_one (:provider), claim_due_others (:providers).
+-- Read in seq order from the claimable deliveries only (deliveries_claim by provider,
+-- deliveries_claim_all); the CASE, which no index can serve, keeps a planner from collecting
+-- every due delivery by its due time to sort them.
 -- name: claim_due
 WITH due AS (
     SELECT d.seq AS due_seq FROM deliveries AS d
-    WHERE ((d.status IN {queued} AND d.next_attempt_at <= :now)
-           OR (d.status = 'in_flight' AND d.lease_until < :now))
+    WHERE d.status IN {claimable}
+      AND CASE d.status WHEN 'pending' THEN d.next_attempt_at <= :now
+                        ELSE d.lease_until < :now END
       AND {may_go} AND {not_held} {{arg}}
     ORDER BY d.seq LIMIT :limit
     {skip_locked_of:d})
@@ -281,8 +313,24 @@ RETURNING lease_token, seq, id, event_id, rule, provider, action, correlate, sta
 -- name: claim_one_provider
 AND d.provider = :provider
 
+-- :providers are the providers not named that have claimable deliveries (unnamed_providers;
+-- usually none, and then this is not run).
 -- name: claim_other_providers
-AND d.provider {not_in_list:named}
+AND d.provider {in_list:providers}
+
+-- The providers that have claimable deliveries: as many lookups of deliveries_claim as there are
+-- providers (a loose index scan), not one per delivery.
+-- name: working_providers
+working (provider) AS (
+    SELECT min(provider) FROM deliveries WHERE status IN {claimable}
+    UNION ALL
+    SELECT (SELECT min(c.provider) FROM deliveries AS c
+            WHERE c.status IN {claimable} AND c.provider > w.provider)
+    FROM working AS w WHERE w.provider IS NOT NULL)
+
+-- name: unnamed_providers
+WITH RECURSIVE {working_providers}
+SELECT provider FROM working WHERE provider IS NOT NULL AND provider {not_in_list:named}
 
 -- name: events_by_id
 SELECT {event_columns} FROM events AS ev WHERE ev.id {in_list:ids}
@@ -321,21 +369,20 @@ SET ticket_ref = coalesce(excluded.ticket_ref, t.ticket_ref),
     open = coalesce(excluded.open, t.open),
     updated_at = excluded.updated_at
 
--- The first queued delivery of each status that may go (read in due order, so a long backlog is
--- not scanned), the earliest delivery lease, the earliest routing lease (or arrival, for an
--- event nobody leased yet), the end of the earliest hold.
--- name: first_queued
-SELECT * FROM (
-    SELECT d.next_attempt_at AS due FROM deliveries AS d
-    WHERE d.status = '{arg}' AND d.next_attempt_at IS NOT NULL AND {may_go}
-      AND {not_held} AND d.provider {not_in_list:skip}
-    ORDER BY d.next_attempt_at LIMIT 1) AS first_{arg}
-
+-- Per provider (not skipped, not held) the first pending delivery that may go, read in due
+-- order from deliveries_pending_due (a waiting one never may: see `claimable`); the earliest
+-- delivery lease, the earliest routing lease (or arrival, for an event nobody leased yet),
+-- the end of the earliest hold.
 -- name: next_wakeup
+WITH RECURSIVE {working_providers}
 SELECT min(due) AS due FROM (
-    {first_queued:pending}
-    UNION ALL
-    {first_queued:waiting}
+    SELECT (SELECT d.next_attempt_at FROM deliveries AS d
+            WHERE d.status = 'pending' AND d.provider = w.provider
+              AND d.next_attempt_at IS NOT NULL AND {may_go}
+            ORDER BY d.next_attempt_at LIMIT 1) AS due
+    FROM working AS w
+    WHERE w.provider IS NOT NULL AND w.provider {not_in_list:skip}
+      AND w.provider NOT IN (SELECT provider FROM provider_holds WHERE until > :now)
     UNION ALL
     SELECT min(lease_until) FROM deliveries WHERE status = 'in_flight'
     UNION ALL

@@ -7,9 +7,11 @@ The order is kept by statuses written in the same transactions that change a key
   delivery's seq (`key_order` in queries.sql), not the order deliveries were stored: routers in
   two processes may store the later webhook's deliveries first. A keyed delivery may not go
   while an event that arrived before its own is unrouted (`may_go`).
-- A delivery queued behind an unfinished one of its key is `waiting`; the head ending done or
-  skipped makes the next one `pending`; the head dying kills the rest of the queue, each naming
-  it in `blocked_by`; retrying it queues them again behind it.
+- A delivery queued behind an unfinished one of its key is `waiting`, and a waiting one is
+  always behind one (so claims and wake-ups read pending ones only); the head ending done or
+  skipped makes the next one `pending`, and so does the head moving to a fallback; the head
+  dying kills the rest of the queue, each naming it in `blocked_by`; retrying it queues them
+  again behind it.
 - Changing a key's queue takes the key's lock first (on PostgreSQL `pg_advisory_xact_lock` of
   a hash of `provider|correlate`; SQLite's one writer needs none): routing, finishing and
   retrying one key run one after another. Claiming needs none: only a key's head is ever
@@ -167,6 +169,8 @@ def move_deliveries(found: Sequence[ReadRow], fallback: FallBack, *, now: float)
         yield from execute(
             "move_ticket", provider=provider, correlate=correlate, moved_to=fallback.to, now=now
         )
+        # what stays (a delivery moved here once is not moved on) is first in the key's queue
+        yield from execute("settle_head", provider=provider, correlate=correlate)
     yield from settle_queued(replacing)
     if found:
         yield from execute("notify_work")

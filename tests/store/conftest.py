@@ -197,3 +197,31 @@ def result_for(
         ticket_ref=ticket_ref,
         ticket_open=ticket_open,
     )
+
+
+# Deliveries as a fallback could leave them before migration 0007 (SQL both databases run, on
+# the schema of 0006): what order-1's first delivery waited behind moved away, and it is still
+# waiting; the next waits behind it; one without a key waits behind nothing. 0007 makes the
+# ones behind nothing pending, and BEFORE_0007_AFTER says what each is then.
+BEFORE_0007 = [
+    "INSERT INTO events (id, source, received_at, headers, query, payload, status, routed_at)"
+    f" VALUES ('evt_1', 'shop', {T0 + 1}, '{{}}', '{{}}', '{{}}', 'accepted', {T0 + 1}),"
+    f" ('evt_2', 'shop', {T0 + 2}, '{{}}', '{{}}', '{{}}', 'accepted', {T0 + 2}),"
+    f" ('evt_3', 'shop', {T0 + 3}, '{{}}', '{{}}', '{{}}', 'accepted', {T0 + 3})",
+    "INSERT INTO deliveries (id, event_id, event_received_at, rule, provider, action, correlate,"
+    " status, created_at, queued_at, next_attempt_at)"
+    f" VALUES ('dlv_moved', 'evt_1', {T0 + 1}, 'r', 'vambe', '{{}}', 'order-1', 'cancelled',"
+    f" {T0 + 1}, {T0 + 1}, NULL),"
+    f" ('dlv_left', 'evt_2', {T0 + 2}, 'r', 'vambe', '{{}}', 'order-1', 'waiting',"
+    f" {T0 + 2}, {T0 + 2}, {T0 + 2}),"
+    f" ('dlv_behind', 'evt_3', {T0 + 3}, 'r', 'vambe', '{{}}', 'order-1', 'waiting',"
+    f" {T0 + 3}, {T0 + 3}, {T0 + 3}),"
+    f" ('dlv_unkeyed', 'evt_3', {T0 + 3}, 'r', 'vambe', '{{}}', NULL, 'waiting',"
+    f" {T0 + 3}, {T0 + 3}, {T0 + 3})",
+]
+BEFORE_0007_AFTER = {
+    "dlv_moved": DeliveryStatus.CANCELLED,
+    "dlv_left": DeliveryStatus.PENDING,
+    "dlv_behind": DeliveryStatus.WAITING,
+    "dlv_unkeyed": DeliveryStatus.PENDING,
+}

@@ -98,3 +98,35 @@ def test_a_held_providers_queue_moves_some_at_a_time(run: Run[Any], store: Store
     assert run(store.fall_back_provider("spare", TO_SPARE, now=T0 + 702)) == 0
     claims = run(store.claim_due(now=T0 + 703, limit=10, lease=30))
     assert {c.delivery.provider for c in claims} == {"spare"}
+
+
+def test_a_delivery_a_fallback_leaves_first_in_its_queue_is_pending_and_goes(
+    run: Run[Any], store: Store
+) -> None:
+    # vambe's queue for order-1: its own delivery, then one desk sent it (moved once: it stays)
+    first, second = (ingest_one(run, store, received_at=T0 + i) for i in range(2))
+    route(run, store, first, [make_delivery(first, correlate="order-1")])
+    route(run, store, second, [make_delivery(second, provider="desk", correlate="order-1")])
+    claims = {c.delivery.provider: c for c in run(store.claim_due(now=T0 + 1, limit=10, lease=30))}
+    to_vambe = FallBack(to="vambe", why="desk did not take it: HTTP 422")
+    dead = result_for(claims["desk"], DeliveryStatus.DEAD, last_error="HTTP 422")
+    run(
+        store.finish_attempt(
+            claims["desk"], dataclasses.replace(dead, fallback=to_vambe), now=T0 + 2
+        )
+    )
+    [moved_in] = [d for d in deliveries_of(run, store, second) if d.provider == "vambe"]
+    assert (moved_in.status, moved_in.blocked_by) == (WAITING, claims["vambe"].delivery.id)
+
+    # vambe's own dies and goes to spare; what desk sent stays, first in vambe's queue now
+    dead = result_for(claims["vambe"], DeliveryStatus.DEAD, last_error="HTTP 422")
+    run(
+        store.finish_attempt(
+            claims["vambe"], dataclasses.replace(dead, fallback=TO_SPARE), now=T0 + 3
+        )
+    )
+
+    left = run(store.get_delivery(moved_in.id))
+    assert (left.status, left.blocked_by) == (PENDING, None)
+    claimed = run(store.claim_due(now=T0 + 4, limit=10, lease=30))
+    assert moved_in.id in {c.delivery.id for c in claimed}

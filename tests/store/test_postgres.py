@@ -34,10 +34,13 @@ from bridge.records import (
     Routing,
 )
 from bridge.store import intake, open_store, postgres
-from bridge.store.postgres import PostgresStore
-from bridge.store.schema import load_migrations
+from bridge.store.postgres import PostgresStore, drive
+from bridge.store.postgres_connection import Credentials, connect
+from bridge.store.schema import apply_migrations, load_migrations
 
 from .conftest import (
+    BEFORE_0007,
+    BEFORE_0007_AFTER,
     T0,
     Run,
     make_delivery,
@@ -403,6 +406,34 @@ def test_stores_opening_at_once_apply_each_migration_once(url: str) -> None:
         (v,) for v in versions
     ]
     assert versions[:3] == [1, 2, 3]
+
+
+def test_migration_7_makes_a_waiting_delivery_with_nothing_before_it_pending(
+    run: Run[Any], url: str
+) -> None:
+    async def at_0006() -> None:
+        connection = await connect(Credentials.of(url), timeout=5)
+        try:
+            await drive(connection, apply_migrations(load_migrations("postgres")[:6], now=T0))
+        finally:
+            await connection.close()
+
+    async def opened_at_0007() -> tuple[dict[str, DeliveryStatus], set[str]]:
+        async with opened(url) as store:
+            found = {}
+            for name in BEFORE_0007_AFTER:
+                delivery = await store.get_delivery(name)
+                assert delivery is not None
+                found[name] = delivery.status
+            claimed = await store.claim_due(now=T0 + 10, limit=10, lease=30)
+            return found, {c.delivery.id for c in claimed}
+
+    run(at_0006())
+    for statement in BEFORE_0007:
+        query(url, statement)
+    found, claimed = run(opened_at_0007())
+    assert found == BEFORE_0007_AFTER
+    assert claimed == {"dlv_left", "dlv_unkeyed"}
 
 
 def test_a_database_newer_than_the_code_is_refused(run: Run[Any], url: str) -> None:

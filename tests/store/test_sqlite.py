@@ -17,10 +17,18 @@ import pytest
 from bridge.exceptions import StoreError, StoreUnavailable
 from bridge.records import DeliveryStatus, IngestResult, Routing
 from bridge.store import open_store
-from bridge.store.schema import load_migrations
-from bridge.store.sqlite import SQLiteStore
+from bridge.store.schema import apply_migrations, load_migrations
+from bridge.store.sqlite import SQLiteStore, drive
 
-from .conftest import T0, Run, make_delivery, make_event, result_for
+from .conftest import (
+    BEFORE_0007,
+    BEFORE_0007_AFTER,
+    T0,
+    Run,
+    make_delivery,
+    make_event,
+    result_for,
+)
 
 WINDOW = 3600.0
 BOUND = 10.0  # seconds any wait in these tests may take before it counts as a failure
@@ -405,6 +413,30 @@ def test_migrations_run_once_and_are_recorded(run: Run[Any], tmp_path: Path) -> 
     with raw_connection(path) as connection:
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
     assert {"events", "deliveries", "attempts", "tickets", "dedupe"} <= tables
+
+
+def test_migration_7_makes_a_waiting_delivery_with_nothing_before_it_pending(
+    run: Run[Any], tmp_path: Path
+) -> None:
+    path = tmp_path / "0006.db"
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        connection.row_factory = sqlite3.Row
+        drive(connection, apply_migrations(load_migrations("sqlite")[:6], now=T0))
+        for statement in BEFORE_0007:
+            connection.execute(statement)
+    finally:
+        connection.close()
+
+    store = SQLiteStore(path)
+    run(store.open())
+    try:
+        found = {name: run(store.get_delivery(name)).status for name in BEFORE_0007_AFTER}
+        claimed = run(store.claim_due(now=T0 + 10, limit=10, lease=30))
+    finally:
+        run(store.close())
+    assert found == BEFORE_0007_AFTER
+    assert {c.delivery.id for c in claimed} == {"dlv_left", "dlv_unkeyed"}
 
 
 def test_a_database_newer_than_the_code_is_refused(run: Run[Any], tmp_path: Path) -> None:
