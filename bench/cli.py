@@ -23,7 +23,17 @@ from pathlib import Path
 from bench import payload, product
 from bench.load import Load, LoadError, ensure_wrk
 from bench.report import Row, replace_section, section, table
-from bench.scenarios import backlog, deployed, e2e, faults, hostile, ingest, memory, rules
+from bench.scenarios import (
+    backlog,
+    deployed,
+    e2e,
+    faults,
+    hostile,
+    ingest,
+    lifecycle,
+    memory,
+    rules,
+)
 from bench.scenarios.common import Bench, MeasurementFailed, Options, Skipped
 
 SCENARIOS: dict[str, Callable[[Bench], list[Row]]] = {
@@ -33,6 +43,7 @@ SCENARIOS: dict[str, Callable[[Bench], list[Row]]] = {
     "e2e": e2e.run,
     "match": rules.run_match,
     "backlog": backlog.run_backlog,
+    "lifecycle": lifecycle.run,
     "history": backlog.run_history,
     "load": rules.run_load,
     "memory": memory.run,

@@ -9,6 +9,7 @@ one signature serves every request; the delivery id varies per request (in the w
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -74,20 +75,31 @@ def body(size: int = SIZE) -> bytes:
 def signed_headers(rules: Path, templates: Path, data: bytes) -> dict[str, str]:
     """The headers the `bench` source's sender sends with `data`, signature included
     (without the per-request delivery id, which the load sets)."""
+    return signer(rules, templates)(data)
+
+
+def signer(rules: Path, templates: Path) -> Callable[[bytes], dict[str, str]]:
+    """What signs a body as the `bench` source's sender does (its headers, without the
+    delivery id), through the configured source's own verifier."""
     from bridge.service import load_service
     from bridge.sources.intake import dedupe_key_of
     from bridge.sources.signing import sender_request
 
     service = load_service(rules, templates, {SECRET_ENV: SECRET}, httpx.AsyncClient())
     source = service.sources[SOURCE]
-    request = sender_request(
-        source.verifier,
-        url=f"http://127.0.0.1/hooks/{SOURCE}",
-        body=data,
-        headers={"x-github-delivery": "set-per-request"},
-        body_setting=source.config.body,
-        dedupe_key=dedupe_key_of(source.config),
-        now=0.0,
-        new_id=lambda: "unused",
-    )
-    return {name: value for name, value in request.headers.items() if name != "x-github-delivery"}
+
+    def sign(data: bytes) -> dict[str, str]:
+        request = sender_request(
+            source.verifier,
+            url=f"http://127.0.0.1/hooks/{SOURCE}",
+            body=data,
+            headers={"x-github-delivery": "set-per-request"},
+            body_setting=source.config.body,
+            dedupe_key=dedupe_key_of(source.config),
+            now=0.0,
+            new_id=lambda: "unused",
+        )
+        headers = request.headers.items()
+        return {name: value for name, value in headers if name != "x-github-delivery"}
+
+    return sign

@@ -75,6 +75,34 @@ def rules_yaml(count: int, *, provider: str = PROVIDER) -> str:
     return yaml.safe_dump({"rules": rules}, sort_keys=False)
 
 
+LIFECYCLE = {
+    "ticket.opened": "create_ticket",
+    "ticket.note": "add_note",
+    "ticket.closed": "close_ticket",
+}
+
+
+def lifecycle_yaml(*, provider: str = PROVIDER) -> str:
+    """A ticket's lifecycle, as a helpdesk integration writes it: one rule per step, every
+    one keyed by the order, so each key's create, notes and close run in their order."""
+    rules = [
+        {
+            "name": f"order-{event_type.split('.')[1]}",
+            "source": SOURCE,
+            "when": {"body.type": event_type},
+            "action": action,
+            "provider": provider,
+            "ticket": {
+                "subject": "Order {{ body.order }}",
+                "message": {"text": "{{ body.text }}"},
+                "correlate": "order:{{ body.order }}",
+            },
+        }
+        for event_type, action in LIFECYCLE.items()
+    ]
+    return yaml.safe_dump({"rules": rules}, sort_keys=False)
+
+
 def source_yaml() -> str:
     return yaml.safe_dump(
         {"sources": {SOURCE: {"verify": {"preset": "github", "secrets": [f"${{{SECRET_ENV}}}"]}}}}
@@ -105,8 +133,11 @@ def http_provider(
     return provider
 
 
-def write_config(root: Path, *, rules: int, provider: Mapping[str, Any]) -> tuple[Path, Path]:
-    """A rules and a templates directory under `root`; returns both."""
+def write_config(
+    root: Path, *, rules: int, provider: Mapping[str, Any], lifecycle: bool = False
+) -> tuple[Path, Path]:
+    """A rules and a templates directory under `root`; returns both. `lifecycle`: the rules
+    of lifecycle_yaml instead of `rules` generated ones."""
     rules_dir = root / "rules"
     templates_dir = root / "templates"
     rules_dir.mkdir(parents=True, exist_ok=True)
@@ -115,7 +146,7 @@ def write_config(root: Path, *, rules: int, provider: Mapping[str, Any]) -> tupl
     (rules_dir / "providers.yaml").write_text(
         yaml.safe_dump({"providers": {PROVIDER: dict(provider)}})
     )
-    (rules_dir / "rules.yaml").write_text(rules_yaml(rules))
+    (rules_dir / "rules.yaml").write_text(lifecycle_yaml() if lifecycle else rules_yaml(rules))
     return rules_dir, templates_dir
 
 

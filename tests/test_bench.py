@@ -16,6 +16,7 @@ import yaml
 
 from bench import payload, product
 from bench.load import LoadError, lua_script, parse_wrk
+from bench.micro.workload import Backlog, Loop, Product, Signed
 from bench.report import (
     BEGIN,
     END,
@@ -30,7 +31,7 @@ from bench.report import (
 )
 from bench.scenarios.backlog import _copy_lifecycle
 from bridge.delivery.worker import Worker
-from bridge.records import EventStatus
+from bridge.records import DeliveryStatus, EventStatus
 from bridge.service import load_service
 from bridge.store import open_store
 from tests.helpers import shop_event
@@ -162,6 +163,21 @@ def test_rules_yaml_has_count_rules_and_only_the_last_matches(count: int) -> Non
     assert all(rule["ticket"]["correlate"] == "bench:{{ event.id }}" for rule in rules)
 
 
+def test_the_lifecycle_configuration_loads_and_keys_every_step_by_its_order(
+    tmp_path: Path,
+) -> None:
+    from bridge.config import draft_config
+
+    rules, templates = product.write_config(
+        tmp_path, rules=1, provider=product.log_provider(), lifecycle=True
+    )
+    draft = draft_config(rules, templates, {payload.SECRET_ENV: payload.SECRET})
+    assert draft.config is not None and not draft.problems
+    steps = yaml.safe_load((rules / "rules.yaml").read_text())["rules"]
+    assert [rule["action"] for rule in steps] == ["create_ticket", "add_note", "close_ticket"]
+    assert {rule["ticket"]["correlate"] for rule in steps} == {"order:{{ body.order }}"}
+
+
 def test_rules_yaml_needs_a_rule() -> None:
     with pytest.raises(ValueError):
         product.rules_yaml(0)
@@ -231,3 +247,45 @@ def test_the_history_copies_are_finished_lifecycles_the_store_reads(tmp_path: Pa
             await store.close()
 
     assert asyncio.run(read()) == (EventStatus.DONE, "bench:evh_000000050")
+
+
+def test_the_micro_benchmarks_workload_is_what_the_worker_stores(tmp_path: Path) -> None:
+    """bench/micro's workload, untimed (no pytest-benchmark needed): the load's signed request
+    through the source's intake, a backlog of keyed deliveries routed into a real SQLite file,
+    one batch claimed and finished done; so that a change of the store's API fails the suite,
+    not only `pytest bench/micro`."""
+    rules, templates = product.write_config(
+        tmp_path, rules=3, provider={"type": "log", "concurrency": 4}
+    )
+    data = payload.body()
+    signed = Signed(body=data, headers=payload.signed_headers(rules, templates, data))
+    with asyncio.Runner() as runner:
+        loop = Loop(runner)
+        client = httpx.AsyncClient()
+        env = {payload.SECRET_ENV: payload.SECRET}
+        loaded = Product(
+            rules=rules,
+            templates=templates,
+            service=load_service(rules, templates, env, client),
+            signed=signed,
+        )
+        (event,) = loaded.new_events(1, now=1e9)
+        assert event.source == payload.SOURCE and event.raw == data and event.dedupe_key
+        store = open_store(f"sqlite:///{tmp_path / 'bridge.db'}")
+        loop.run(store.open())
+        try:
+            backlog = Backlog(product=loaded, store=store, loop=loop, size=6)
+            backlog.top_up()
+            claims = backlog.claim()
+            backlog.check(claims)  # the provider's room: 4
+            assert backlog.finish(claims, backlog.results(claims)) == [True] * 4
+            backlog.top_up()
+            stats = loop.run(store.queue_stats())
+        finally:
+            loop.run(store.close())
+            loop.run(client.aclose())
+    assert backlog.due == 6 and backlog.finished == 4
+    assert stats.deliveries == {
+        (product.PROVIDER, DeliveryStatus.DONE): 4,
+        (product.PROVIDER, DeliveryStatus.PENDING): 6,
+    }

@@ -8,6 +8,8 @@ e2e.py      e2e (stored events to a fake helpdesk against E; p99 at 200/s offere
             rate limiter holding its rate)
 backlog.py  backlog (1,000 to 100,000 events waiting) and history (a batch into an empty
             store and into one holding 1,000,000 finished events): cost per event
+lifecycle.py lifecycle (orders opened, noted and closed: keyed queues) against independent
+            events
 rules.py    match (10 against 10,000 rules, drained by `worker`) and load (`check`)
 memory.py   memory (RSS after 1,000,000 events) and the soak
 hostile.py  fuzz (the suite's fuzz campaign at 10,000 cases, answers counted by status) and

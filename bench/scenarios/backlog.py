@@ -132,7 +132,7 @@ def _fill(bench: Bench, where: Path, rules: Path, templates: Path, count: int) -
 
 # Each copy i: event evh_<i> (before the seed in time and id order), its delivery dlh_<i> with
 # the correlate bench:evh_<i>, its attempt, its ticket-map entry and its dedupe key.
-_COPIES = {
+_COPIES: dict[str, dict[str, str | None]] = {
     "events": {
         "id": "printf('evh_%09d', n.i)",
         "received_at": "s.received_at - 86400 + n.i * 1e-3",

@@ -195,21 +195,28 @@ def drain_stored(
     rules: int,
     events: int,
     before: Callable[[Path, Path, Path, str], None] | None = None,
+    lifecycle: Callable[[Running, Path, Path], None] | None = None,
 ) -> Drained:
     """Store `events` with `serve --no-worker` and wrk, then drain them with `worker` and the
     `log` provider. `before(where, rules, templates, db)` runs first, on the configuration
-    and an empty store (to fill it with history)."""
+    and an empty store (to fill it with history). With `lifecycle`, the rules are
+    product.lifecycle_yaml's and `lifecycle(server, rules, templates)` stores the events."""
     from bench import product
 
     where = bench.fresh(name)
-    rules_dir, templates = product.write_config(where, rules=rules, provider=product.log_provider())
+    rules_dir, templates = product.write_config(
+        where, rules=rules, provider=product.log_provider(), lifecycle=lifecycle is not None
+    )
     path = where / "bridge.db"
     db = f"sqlite:///{path}"
     if before is not None:
         before(where, rules_dir, templates, db)
     server = product.serve(rules_dir, templates, db=db, log=where / "serve.log", worker=False)
     try:
-        ingest_stored(bench, server, events)
+        if lifecycle is None:
+            ingest_stored(bench, server, events)
+        else:
+            lifecycle(server, rules_dir, templates)
     finally:
         server.stop()
     waiting = sqlite_count(path, _UNROUTED)
