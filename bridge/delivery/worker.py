@@ -76,6 +76,8 @@ class Worker:
         self._running: dict[asyncio.Task[None], Claim] = {}
         self._wakeup = asyncio.Event()
         self._stopping = False
+        self._between_steps = asyncio.Event()  # run() is not in a step (or not running at all)
+        self._between_steps.set()
         self._renew_at = now
         self._housekeep_at = now
         self._fallback_at = now
@@ -128,6 +130,7 @@ class Worker:
         self.store.listen(self.wake)  # work committed by other processes (PostgreSQL)
         while not self._stopping:
             self._wakeup.clear()
+            self._between_steps.clear()
             try:
                 await self._receiver_first()
                 busy = await self._step()
@@ -135,6 +138,8 @@ class Worker:
             except StoreError as exc:
                 log.error("store error", extra={"action": "store_error", "error": str(exc)})
                 timeout = self.poll_interval
+            finally:
+                self._between_steps.set()
             if timeout > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), timeout)
@@ -145,15 +150,20 @@ class Worker:
         log says how many it waits for (`worker_drain`) and, last, that it stopped."""
         self._stopping = True
         self.wake()
+        grace = self.grace if grace is None else grace
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        # a step under way may be claiming: what it claims starts, and is waited for too
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._between_steps.wait(), grace)
         running = set(self._running)
         late: set[asyncio.Task[None]] = set()
         if running:
-            grace = self.grace if grace is None else grace
             log.info(
                 f"stopping: {len(running)} attempts in flight get {grace:g}s to finish",
                 extra={"action": "worker_drain", "in_flight": len(running), "grace_s": grace},
             )
-            _, late = await asyncio.wait(running, timeout=grace)
+            _, late = await asyncio.wait(running, timeout=max(0.0, deadline - loop.time()))
             for task in late:
                 task.cancel()
             if late:

@@ -325,3 +325,52 @@ def test_while_requests_are_in_flight_a_step_routes_only_a_slice(tmp_path, monke
             assert (await routed_and_done(store, events))[0] == 20  # the rest, in one step
 
     asyncio.run(go())
+
+
+def test_stop_waits_for_what_a_claim_under_way_starts(tmp_path):
+    """SIGTERM while the worker is claiming: the attempts the claim starts are waited for
+    (within the grace) before stop() returns, never left to fail on a store closed under
+    them."""
+    root = write_tree(tmp_path, CONFIG)
+
+    async def go():
+        store = MemoryStore()
+        await store.open()
+        events = [shop_event(i, {"id": i}) for i in range(3)]
+        await store.ingest(events, dedupe_window=60, now=1e9)
+        asked, answer = [], asyncio.Event()
+
+        async def helpdesk(request: httpx.Request) -> httpx.Response:
+            asked.append(request)
+            await answer.wait()  # the helpdesk answers only when the test says so
+            return httpx.Response(201, json={"id": len(asked)})
+
+        async with httpx.AsyncClient(transport=httpx.MockTransport(helpdesk)) as client:
+            service = load_service(root / "rules", root / "templates", {"DESK_TOKEN": "t"}, client)
+            worker = Worker(service=service, store=store)
+            assert await worker.route_pending()
+            claiming, release = asyncio.Event(), asyncio.Event()
+            claim_due = store.claim_due
+
+            async def slow_claim(**arguments):
+                claiming.set()
+                await release.wait()
+                return await claim_due(**arguments)
+
+            store.claim_due = slow_claim  # type: ignore[method-assign]
+            running = asyncio.create_task(worker.run())
+            await asyncio.wait_for(claiming.wait(), 10)
+            stopping = asyncio.create_task(worker.stop(grace=30))
+            release.set()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 10
+            while len(asked) < 3:  # the claim's attempts are under way
+                assert loop.time() < deadline, "the claimed deliveries were never sent"
+                await asyncio.sleep(0.005)
+            assert not stopping.done()  # stop() waits for them
+            answer.set()
+            await asyncio.wait_for(stopping, 10)
+            await asyncio.wait_for(running, 10)
+            assert await routed_and_done(store, events) == (3, 3)
+
+    asyncio.run(go())
