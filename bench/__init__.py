@@ -4,8 +4,11 @@ It builds and starts the yardsticks itself, runs the product (`ticketbridge serv
 `check`) in the same run, interleaved with them under the same load, and prints ratios:
 
     cli.py          the command: options, which scenarios, the table, bench/README.md
-    scenarios/      one module per group: ingest (1 and 2 processes), e2e, rules (match,
-                    load), memory
+    scenarios/      one module per group: ingest (1 and 2 processes), deployed, e2e,
+                    backlog (and history), lifecycle, rules (match, load), memory, hostile,
+                    faults
+    micro/          pytest-benchmark timings of the hot functions, in-process
+                    (`pytest bench/micro --benchmark-only`)
     load.py         wrk: finding or installing it, the Lua script, parsing its JSON; a paced
                     asyncio sender for fixed-rate runs
     processes.py    a started server or worker: readiness, CPU time and RSS from /proc, stop
