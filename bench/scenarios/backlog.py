@@ -17,17 +17,19 @@ import sqlite3
 from pathlib import Path
 
 from bench import product
-from bench.report import Row, median, paired_ratio
+from bench.report import Row
 from bench.scenarios.common import (
     Bench,
     Drained,
     drain_stored,
+    drained_rows,
     ingest_stored,
     sqlite_count,
     wait_until,
 )
 
 TARGET = 1.3  # cost per event, largest against smallest
+WHAT = "worker, log provider, correlate per event"
 
 
 def run_backlog(bench: Bench) -> list[Row]:
@@ -37,10 +39,11 @@ def run_backlog(bench: Bench) -> list[Row]:
     for _ in range(bench.options.rounds):
         for size in sizes:
             drained[size].append(drain_stored(bench, f"backlog-{size}", rules=1, events=size))
-    return _rows(
+    return drained_rows(
         "backlog",
-        {f"{size:,} waiting": runs for size, runs in drained.items()},
+        {f"{WHAT}: {size:,} waiting": runs for size, runs in drained.items()},
         compared=f"{sizes[-1]:,} against {sizes[0]:,} waiting",
+        target=TARGET,
     )
 
 
@@ -63,41 +66,15 @@ def run_history(bench: Bench) -> list[Row]:
                 ),
             )
         )
-    return _rows(
+    return drained_rows(
         "history",
         {
-            f"{batch:,} into an empty store": empty,
-            f"{batch:,} into {history:,} finished": full,
+            f"{WHAT}: {batch:,} into an empty store": empty,
+            f"{WHAT}: {batch:,} into {history:,} finished": full,
         },
         compared=f"{history:,} finished against an empty store",
+        target=TARGET,
     )
-
-
-def _rows(scenario: str, runs: dict[str, list[Drained]], *, compared: str) -> list[Row]:
-    rows = [
-        Row(
-            scenario=scenario,
-            what=f"worker, log provider, correlate per event: {label}",
-            rate=median([d.rate for d in drained]),
-            unit="ev/s",
-            cpu_us=median([d.cpu_us for d in drained]),
-            rss_mb=median([d.rss_mb for d in drained]),
-        )
-        for label, drained in runs.items()
-    ]
-    first, *_, last = runs.values()
-    # cost per event is 1/rate: largest against smallest
-    ratio = paired_ratio([d.rate for d in first], [d.rate for d in last])
-    rows.append(
-        Row(
-            scenario=scenario,
-            what=f"cost per event, {compared}",
-            ratio="-" if ratio is None else f"{ratio:.2f}×",
-            target=f"≤{TARGET}×",
-            met=ratio is not None and ratio <= TARGET,
-        )
-    )
-    return rows
 
 
 def _fill(bench: Bench, where: Path, rules: Path, templates: Path, count: int) -> None:

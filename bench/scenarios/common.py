@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bench.load import CONNECTIONS, Load, WrkResult, finish
 from bench.processes import Running, free_port, http_ok, start
-from bench.report import Row, median
+from bench.report import Row, median, paired_ratio
 
 HOOK_PATH = "/hooks/bench"
 MB = 1024 * 1024
@@ -257,3 +257,33 @@ def sqlite_span(path: Path, *, since: float = 0.0) -> float:
     finally:
         connection.close()
     return float(last - first) if first is not None and last is not None else 0.0
+
+
+def drained_rows(
+    scenario: str, runs: dict[str, list[Drained]], *, compared: str, target: float
+) -> list[Row]:
+    """A row for each of `runs` (what: its drains), then one for the cost per event of the
+    last against the first (rates paired round by round), with its target."""
+    rows = [
+        Row(
+            scenario=scenario,
+            what=what,
+            rate=median([d.rate for d in drained]),
+            unit="ev/s",
+            cpu_us=median([d.cpu_us for d in drained]),
+            rss_mb=median([d.rss_mb for d in drained]),
+        )
+        for what, drained in runs.items()
+    ]
+    first, *_, last = runs.values()
+    ratio = paired_ratio([d.rate for d in first], [d.rate for d in last])  # cost is 1/rate
+    rows.append(
+        Row(
+            scenario=scenario,
+            what=f"cost per event, {compared}",
+            ratio="-" if ratio is None else f"{ratio:.2f}×",
+            target=f"≤{target}×",
+            met=ratio is not None and ratio <= target,
+        )
+    )
+    return rows

@@ -17,8 +17,15 @@ import httpx
 
 from bench import payload
 from bench.processes import Running
-from bench.report import Row, median, paired_ratio
-from bench.scenarios.common import HOOK_PATH, Bench, Drained, MeasurementFailed, drain_stored
+from bench.report import Row
+from bench.scenarios.common import (
+    HOOK_PATH,
+    Bench,
+    Drained,
+    MeasurementFailed,
+    drain_stored,
+    drained_rows,
+)
 
 NOTES = 3
 SENDERS = 32
@@ -91,29 +98,12 @@ def run(bench: Bench) -> list[Row]:
         ):
             store = _sender(steps)
             into.append(drain_stored(bench, name, rules=1, events=events, lifecycle=store))
-    ratio = paired_ratio([d.rate for d in unique], [d.rate for d in keyed])
-    return [
-        Row(
-            scenario="lifecycle",
-            what=f"{orders:,} orders: open, {NOTES} notes, close ({events:,} events)",
-            rate=median([d.rate for d in keyed]),
-            unit="ev/s",
-            cpu_us=median([d.cpu_us for d in keyed]),
-            rss_mb=median([d.rss_mb for d in keyed]),
-        ),
-        Row(
-            scenario="lifecycle",
-            what=f"{events:,} events, each opening an order of its own",
-            rate=median([d.rate for d in unique]),
-            unit="ev/s",
-            cpu_us=median([d.cpu_us for d in unique]),
-            rss_mb=median([d.rss_mb for d in unique]),
-        ),
-        Row(
-            scenario="lifecycle",
-            what="cost per event, lifecycle against independent events",
-            ratio="-" if ratio is None else f"{ratio:.2f}×",
-            target=f"≤{TARGET}×",
-            met=ratio is not None and ratio <= TARGET,
-        ),
-    ]
+    return drained_rows(
+        "lifecycle",
+        {
+            f"{events:,} events each opening an order of its own": unique,
+            f"{orders:,} orders: open, {NOTES} notes, close ({events:,} events)": keyed,
+        },
+        compared="lifecycle against independent events",
+        target=TARGET,
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -273,31 +274,48 @@ async def routed_and_done(store, events) -> tuple[int, int]:
     return routed, sum(d.event.status is EventStatus.DONE for d in details)
 
 
+@contextlib.asynccontextmanager
+async def stored_worker(root, count, *, config_env=None, transport=None):
+    """A worker on a memory store holding `count` shop events: (worker, store, events)."""
+    store = MemoryStore()
+    await store.open()
+    events = [shop_event(i, {"id": i}) for i in range(count)]
+    await store.ingest(events, dedupe_window=60, now=1e9)
+    async with httpx.AsyncClient(transport=transport) as client:
+        service = load_service(root / "rules", root / "templates", config_env or {}, client)
+        yield Worker(service=service, store=store), store, events
+
+
+async def until(check, *, what, timeout=10.0):
+    """Await `check()` until truthy (polled, bounded)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await check():
+        assert loop.time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.005)
+
+
 def test_the_receiver_comes_first_and_the_backlog_drains_right_after(tmp_path, monkeypatch):
     monkeypatch.setattr("bridge.delivery.worker.RECEIVER_FIRST_WAIT", 60.0)
     root = write_tree(tmp_path, LOGGED)
 
     async def go():
-        store = MemoryStore()
-        await store.open()
-        events = [shop_event(i, {"id": i}) for i in range(20)]
-        await store.ingest(events, dedupe_window=60, now=1e9)
-        async with httpx.AsyncClient() as client:
-            service = load_service(root / "rules", root / "templates", {}, client)
-            worker = Worker(service=service, store=store)
+        async with stored_worker(root, 20) as (worker, store, events):
             idle = WatchedIdle()  # not set: requests are in flight
             worker.defer_to(idle)
             running = asyncio.create_task(worker.run())
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + 10
-            while not idle.waits:  # the worker reached its first step
-                assert loop.time() < deadline, "the worker never waited for the receiver"
-                await asyncio.sleep(0.005)
+
+            async def waited():
+                return idle.waits > 0  # the worker reached its first step
+
+            await until(waited, what="the worker to wait for the receiver")
             assert await routed_and_done(store, events) == (0, 0)
             idle.set()  # the burst is over: all of it is routed and delivered
-            while await routed_and_done(store, events) != (20, 20):
-                assert loop.time() < deadline, await routed_and_done(store, events)
-                await asyncio.sleep(0.005)
+
+            async def drained():
+                return await routed_and_done(store, events) == (20, 20)
+
+            await until(drained, what="the backlog to drain")
             await worker.stop()
             await running
 
@@ -309,13 +327,7 @@ def test_while_requests_are_in_flight_a_step_routes_only_a_slice(tmp_path, monke
     root = write_tree(tmp_path, LOGGED)
 
     async def go():
-        store = MemoryStore()
-        await store.open()
-        events = [shop_event(i, {"id": i}) for i in range(20)]
-        await store.ingest(events, dedupe_window=60, now=1e9)
-        async with httpx.AsyncClient() as client:
-            service = load_service(root / "rules", root / "templates", {}, client)
-            worker = Worker(service=service, store=store)
+        async with stored_worker(root, 20) as (worker, store, events):
             idle = asyncio.Event()
             worker.defer_to(idle)
             assert await worker.route_pending()
@@ -332,22 +344,21 @@ def test_stop_waits_for_what_a_claim_under_way_starts(tmp_path):
     (within the grace) before stop() returns, never left to fail on a store closed under
     them."""
     root = write_tree(tmp_path, CONFIG)
+    asked, answer = [], asyncio.Event()
+
+    async def helpdesk(request: httpx.Request) -> httpx.Response:
+        asked.append(request)
+        await answer.wait()  # the helpdesk answers only when the test says so
+        return httpx.Response(201, json={"id": len(asked)})
 
     async def go():
-        store = MemoryStore()
-        await store.open()
-        events = [shop_event(i, {"id": i}) for i in range(3)]
-        await store.ingest(events, dedupe_window=60, now=1e9)
-        asked, answer = [], asyncio.Event()
-
-        async def helpdesk(request: httpx.Request) -> httpx.Response:
-            asked.append(request)
-            await answer.wait()  # the helpdesk answers only when the test says so
-            return httpx.Response(201, json={"id": len(asked)})
-
-        async with httpx.AsyncClient(transport=httpx.MockTransport(helpdesk)) as client:
-            service = load_service(root / "rules", root / "templates", {"DESK_TOKEN": "t"}, client)
-            worker = Worker(service=service, store=store)
+        transport = httpx.MockTransport(helpdesk)
+        env = {"DESK_TOKEN": "t"}
+        async with stored_worker(root, 3, config_env=env, transport=transport) as (
+            worker,
+            store,
+            events,
+        ):
             assert await worker.route_pending()
             claiming, release = asyncio.Event(), asyncio.Event()
             claim_due = store.claim_due
@@ -362,11 +373,11 @@ def test_stop_waits_for_what_a_claim_under_way_starts(tmp_path):
             await asyncio.wait_for(claiming.wait(), 10)
             stopping = asyncio.create_task(worker.stop(grace=30))
             release.set()
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + 10
-            while len(asked) < 3:  # the claim's attempts are under way
-                assert loop.time() < deadline, "the claimed deliveries were never sent"
-                await asyncio.sleep(0.005)
+
+            async def sent():
+                return len(asked) == 3  # the claim's attempts are under way
+
+            await until(sent, what="the claimed deliveries to be sent")
             assert not stopping.done()  # stop() waits for them
             answer.set()
             await asyncio.wait_for(stopping, 10)
