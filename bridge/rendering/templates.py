@@ -215,7 +215,11 @@ class Templates:
         return tuple(reads)
 
     def _template(self, code: Any) -> Template:
-        return self._env.template_class.from_code(self._env, code, self._env.make_globals(None))
+        # the globals as a plain dict, not Jinja's ChainMap over the environment's: each render
+        # copies them into a new context, and a ChainMap is walked key by key in Python (half
+        # of a ticket field's render, bench/micro); the environment's globals never change
+        globals_ = dict(self._env.make_globals(None))
+        return self._env.template_class.from_code(self._env, code, globals_)
 
 
 # -- helpers -----------------------------------------------------------------------------------
