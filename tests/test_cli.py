@@ -211,6 +211,26 @@ def test_check_counts_in_words_and_says_which_rules_no_sample_rendered(tree, cap
     ]
 
 
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("{not json", "the sample's headers are not JSON: "),
+        (b"\xff\xfe{}", "the sample's headers are not JSON: "),
+        ('["x-token: 1"]', "the sample's headers must be a JSON object, not list"),
+    ],
+)
+def test_sample_headers_that_are_not_a_json_object_are_a_problem_not_a_crash(
+    tree, capsys, text, says
+):
+    samples = tree / "rules" / "samples" / "shop"
+    write_tree(tree, {"rules/samples/shop/a.json": '{"kind": "order", "id": "A1"}'})
+    headers = samples / "a.headers.json"
+    headers.write_bytes(text if isinstance(text, bytes) else text.encode())
+    assert main(["check", *args_for(tree)]) == 1
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith(f"{headers}: {says}")
+
+
 def test_a_sample_folder_naming_no_source_lists_the_sources(tree, capsys):
     write_tree(tree, {"rules/samples/shopp/a.json": "{}"})
     assert main(["check", *args_for(tree)]) == 1

@@ -37,6 +37,22 @@ def _trial_request(body: bytes, headers: dict[str, str]) -> RawRequest:
     )
 
 
+def _sample_headers(path: Path) -> dict[str, str]:
+    """The headers sent with a sample (`NAME.headers.json` beside it: a JSON object), names in
+    lower case; none when there is no such file. ValueError saying what is wrong with it."""
+    if not path.exists():
+        return {}
+    try:
+        headers = json.loads(path.read_bytes())
+    except ValueError as exc:  # not UTF-8, or not JSON
+        raise ValueError(f"the sample's headers are not JSON: {exc}") from None
+    if not isinstance(headers, dict):
+        raise ValueError(
+            f"the sample's headers must be a JSON object, not {type(headers).__name__}"
+        )
+    return {str(name).lower(): str(value) for name, value in headers.items()}
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     recorder = Recorder()
     service = _load(args, recorder.client())
@@ -57,10 +73,12 @@ def cmd_check(args: argparse.Namespace) -> int:
             )
             continue
         headers_file = sample.with_name(sample.stem + ".headers.json")
-        headers = json.loads(headers_file.read_text()) if headers_file.exists() else {}
-        request = _trial_request(
-            sample.read_bytes(), {str(k).lower(): str(v) for k, v in headers.items()}
-        )
+        try:
+            headers = _sample_headers(headers_file)
+        except ValueError as exc:
+            problems.append(f"{headers_file}: {exc}")
+            continue
+        request = _trial_request(sample.read_bytes(), headers)
         try:
             trials = asyncio.run(run_trial(service, source, request, recorder=recorder))
         except RejectedRequest as exc:
