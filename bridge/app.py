@@ -142,7 +142,7 @@ def build_app(
     )
     users.append(gate.use)
     if worker is not None:
-        worker.defer_to(gate.idle)  # the receiver first: answers before routing and delivery
+        worker.defer_to(gate.quiet)  # the receiver first: a burst's answers before its routing
     return gate
 
 

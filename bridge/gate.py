@@ -9,8 +9,10 @@ rejection (and the other apps through their exception handler), closing the conn
 a client that stalled mid-body cannot be read on from. Slow clients so cost a connection each
 for at most `body_timeout`, and never the requests of anyone else.
 
-`idle` is set while no request is in flight: in `serve`, the worker waits for it before each
-step, so that a burst of webhooks is answered first and routed right after (receiver first).
+`quiet` is set while fewer than `busy_at` requests are in flight: in `serve`, the worker waits
+for it before each step, so that a burst of webhooks is answered first and routed right after
+(receiver first). A steady flow (a few requests in flight at a time) is not a burst: there the
+worker keeps up with it, step by step, instead of falling behind.
 """
 
 from __future__ import annotations
@@ -26,18 +28,22 @@ from bridge.service import Service
 
 CLOSE = (b"connection", b"close")
 RETRY_AFTER_SECONDS = 1
+BUSY_AT = 4  # requests in flight at once from which the receiver counts as busy (a burst)
 
 
 class Gate:
-    def __init__(self, app: ASGIApp, *, max_in_flight: int, body_timeout: float) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_in_flight: int, body_timeout: float, busy_at: int = BUSY_AT
+    ) -> None:
         if max_in_flight < 1 or body_timeout <= 0:
             raise ValueError("max_in_flight must be at least 1 and body_timeout positive")
         self.app = app
         self.max_in_flight = max_in_flight
         self.body_timeout = body_timeout
         self.in_flight = 0
-        self.idle = asyncio.Event()
-        self.idle.set()
+        self.busy_at = busy_at
+        self.quiet = asyncio.Event()
+        self.quiet.set()
 
     def use(self, service: Service) -> None:
         """A reloaded configuration's limits, for the next request."""
@@ -56,13 +62,14 @@ class Gate:
             )
             return
         self.in_flight += 1
-        self.idle.clear()
+        if self.in_flight >= self.busy_at:
+            self.quiet.clear()
         try:
             await self.app(scope, _by_deadline(receive, self.body_timeout), send)
         finally:
             self.in_flight -= 1
-            if not self.in_flight:
-                self.idle.set()
+            if self.in_flight < self.busy_at:
+                self.quiet.set()
 
 
 def _by_deadline(receive: Receive, seconds: float) -> Receive:

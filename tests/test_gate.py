@@ -1,4 +1,5 @@
-"""The gate's `idle`: set exactly while no request is in flight (the worker waits for it)."""
+"""The gate's `quiet`: set exactly while fewer than `busy_at` requests are in flight (in
+`serve` the worker waits for it, so that a burst is answered before it is routed)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import asyncio
 from bridge.gate import Gate
 
 
-def test_idle_is_cleared_while_any_request_is_in_flight():
+def test_quiet_is_cleared_while_busy_at_requests_or_more_are_in_flight():
     async def go():
         release = asyncio.Event()
         entered = 0
@@ -17,8 +18,8 @@ def test_idle_is_cleared_while_any_request_is_in_flight():
             entered += 1
             await release.wait()
 
-        gate = Gate(app, max_in_flight=10, body_timeout=5)
-        assert gate.idle.is_set()
+        gate = Gate(app, max_in_flight=10, body_timeout=5, busy_at=3)
+        assert gate.quiet.is_set()
 
         async def receive():
             return {"type": "http.request", "body": b"", "more_body": False}
@@ -30,11 +31,13 @@ def test_idle_is_cleared_while_any_request_is_in_flight():
         requests = [asyncio.create_task(gate(scope, receive, send)) for _ in range(2)]
         while entered < 2:
             await asyncio.sleep(0)
-        assert gate.in_flight == 2 and not gate.idle.is_set()
+        assert gate.in_flight == 2 and gate.quiet.is_set()  # a steady flow is not a burst
+        requests.append(asyncio.create_task(gate(scope, receive, send)))
+        while entered < 3:
+            await asyncio.sleep(0)
+        assert gate.in_flight == 3 and not gate.quiet.is_set()
         release.set()
         await asyncio.gather(*requests)
-        assert gate.in_flight == 0 and gate.idle.is_set()
-        await gate({"type": "lifespan"}, receive, send)  # not a request: idle all along
-        assert gate.idle.is_set()
+        assert gate.in_flight == 0 and gate.quiet.is_set()
 
     asyncio.run(go())

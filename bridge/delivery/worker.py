@@ -12,11 +12,12 @@ still running after the grace period are released for a later try.
 The receiver wakes the worker the moment an event is stored; other processes' work is found
 by polling the store at least every `poll_interval` seconds.
 
-In `serve` the receiver comes first (defer_to): before each step the worker waits, for at most
-RECEIVER_FIRST_WAIT, until no request is in flight, and while requests are in flight it routes
-and starts only a slice of work per step, handing the loop back between events. A burst of
-webhooks is answered at the receiver's own rate, and its backlog is drained right after at
-the worker's.
+In `serve` the receiver comes first (defer_to): while it answers a burst (bridge.gate.BUSY_AT
+requests or more in flight), the worker waits before each step, for at most
+RECEIVER_FIRST_WAIT, for it to be quiet, and routes and starts only a slice of work per step,
+handing the loop back between events. A burst of webhooks is answered at the receiver's own
+rate, and its backlog is drained right after at the worker's; a steady flow is routed as it
+comes.
 """
 
 from __future__ import annotations
@@ -50,8 +51,8 @@ HOUSEKEEPING_EVERY = 3600.0  # seconds between forgetting expired dedupe keys an
 UNCONFIGURED_ROOM = 8  # deliveries of providers no longer configured, claimed at once (to die)
 FALLBACK_EVERY = 5.0  # seconds between looks for providers held long enough to fall back
 ROUTE_BATCH = 64  # events routed in one step
-BUSY_SLICE = 8  # events routed, and deliveries started, in one step while requests are in flight
-RECEIVER_FIRST_WAIT = 0.25  # the longest a step waits for a moment with no request in flight
+BUSY_SLICE = 8  # events routed, and deliveries started, in one step during a burst
+RECEIVER_FIRST_WAIT = 0.25  # the longest a step waits for the receiver to be quiet
 
 
 class Worker:
@@ -81,7 +82,7 @@ class Worker:
         self._renew_at = now
         self._housekeep_at = now
         self._fallback_at = now
-        self._receiver_idle: asyncio.Event | None = None
+        self._receiver_quiet: asyncio.Event | None = None
         self.use(service)
 
     def use(self, service: Service) -> None:
@@ -111,18 +112,18 @@ class Worker:
     def wake(self) -> None:
         self._wakeup.set()
 
-    def defer_to(self, idle: asyncio.Event) -> None:
-        """Put the receiver first: `idle` is set while it has no request in flight."""
-        self._receiver_idle = idle
+    def defer_to(self, quiet: asyncio.Event) -> None:
+        """Put the receiver first: `quiet` is set while it is not answering a burst."""
+        self._receiver_quiet = quiet
 
     def _receiver_busy(self) -> bool:
-        return self._receiver_idle is not None and not self._receiver_idle.is_set()
+        return self._receiver_quiet is not None and not self._receiver_quiet.is_set()
 
     async def _receiver_first(self) -> None:
-        """Wait, at most RECEIVER_FIRST_WAIT, for a moment with no request in flight."""
-        if self._receiver_idle is not None and not self._receiver_idle.is_set():
+        """Wait, at most RECEIVER_FIRST_WAIT, for the receiver to be quiet."""
+        if self._receiver_quiet is not None and not self._receiver_quiet.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._receiver_idle.wait(), RECEIVER_FIRST_WAIT)
+                await asyncio.wait_for(self._receiver_quiet.wait(), RECEIVER_FIRST_WAIT)
 
     async def run(self) -> None:
         """Work until stop() is called."""

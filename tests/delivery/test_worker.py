@@ -257,8 +257,8 @@ LOGGED = {
 }
 
 
-class WatchedIdle(asyncio.Event):
-    """The receiver's `idle` event, counting the worker's waits for it."""
+class WatchedQuiet(asyncio.Event):
+    """The receiver's `quiet` event, counting the worker's waits for it."""
 
     waits = 0
 
@@ -301,16 +301,16 @@ def test_the_receiver_comes_first_and_the_backlog_drains_right_after(tmp_path, m
 
     async def go():
         async with stored_worker(root, 20) as (worker, store, events):
-            idle = WatchedIdle()  # not set: requests are in flight
-            worker.defer_to(idle)
+            quiet = WatchedQuiet()  # not set: the receiver is answering a burst
+            worker.defer_to(quiet)
             running = asyncio.create_task(worker.run())
 
             async def waited():
-                return idle.waits > 0  # the worker reached its first step
+                return quiet.waits > 0  # the worker reached its first step
 
             await until(waited, what="the worker to wait for the receiver")
             assert await routed_and_done(store, events) == (0, 0)
-            idle.set()  # the burst is over: all of it is routed and delivered
+            quiet.set()  # the burst is over: all of it is routed and delivered
 
             async def drained():
                 return await routed_and_done(store, events) == (20, 20)
@@ -322,17 +322,17 @@ def test_the_receiver_comes_first_and_the_backlog_drains_right_after(tmp_path, m
     asyncio.run(go())
 
 
-def test_while_requests_are_in_flight_a_step_routes_only_a_slice(tmp_path, monkeypatch):
+def test_during_a_burst_a_step_routes_only_a_slice(tmp_path, monkeypatch):
     monkeypatch.setattr("bridge.delivery.worker.RECEIVER_FIRST_WAIT", 0.0)
     root = write_tree(tmp_path, LOGGED)
 
     async def go():
         async with stored_worker(root, 20) as (worker, store, events):
-            idle = asyncio.Event()
-            worker.defer_to(idle)
+            quiet = asyncio.Event()
+            worker.defer_to(quiet)
             assert await worker.route_pending()
             assert (await routed_and_done(store, events))[0] == BUSY_SLICE
-            idle.set()
+            quiet.set()
             assert await worker.route_pending()
             assert (await routed_and_done(store, events))[0] == 20  # the rest, in one step
 
