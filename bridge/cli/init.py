@@ -36,7 +36,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def example_files(
     folder: Traversable = EXAMPLE,
-    relative: PurePosixPath = PurePosixPath("."),  # noqa: B008
+    relative: PurePosixPath = _TOP,
 ) -> Iterator[tuple[PurePosixPath, Traversable]]:
     """Every file of the example, with its path relative to the example's root, in path order."""
     for entry in sorted(folder.iterdir(), key=lambda e: (e.is_dir(), e.name)):
