@@ -10,10 +10,11 @@ from typing import Any
 
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from bench.micro.workload import Product, stored
+from bench.micro.workload import Product
 from bench.product import PROVIDER
 from bridge.rendering.actions import event_context, rule_context
 from bridge.tickets import ActionKind, Contact, TicketAction
+from bridge.trial import as_stored
 
 RULE = "payment-succeeded"
 
@@ -21,7 +22,7 @@ RULE = "payment-succeeded"
 def test_render_ticket(benchmark: BenchmarkFixture, product: Callable[[int], Product]) -> None:
     service = product(10).service
     (new,) = product(10).new_events(1, now=time.time())
-    event = stored(new)
+    event = as_stored(new)
     context = event_context(event, vars=service.config.vars, now=datetime.now(UTC))
     ticket = service.rules[RULE].ticket
 

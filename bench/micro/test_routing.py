@@ -16,7 +16,7 @@ from functools import partial
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from bench.micro.workload import Product, stored
+from bench.micro.workload import Product
 from bench.payload import EVENT_TYPE, SOURCE
 from bench.product import PROVIDER
 from bridge.delivery.dispatch import route_event
@@ -24,13 +24,14 @@ from bridge.ids import new_id
 from bridge.records import DeliveryStatus, Routing, StoredEvent
 from bridge.rendering.actions import event_context
 from bridge.routing.matcher import MatchResult
+from bridge.trial import as_stored
 
 MATCHING_RULE = "payment-succeeded"  # the last rule of bench/product.py's rules_yaml
 
 
 def the_event(product: Product) -> StoredEvent:
     (event,) = product.new_events(1, now=time.time())
-    return stored(event)
+    return as_stored(event)
 
 
 def test_event_context(benchmark: BenchmarkFixture, product: Callable[[int], Product]) -> None:

@@ -28,10 +28,8 @@ from bridge.records import (
     AttemptResult,
     Claim,
     DeliveryStatus,
-    EventStatus,
     NewEvent,
     Routing,
-    StoredEvent,
 )
 from bridge.service import Service
 from bridge.sources.intake import CompiledSource
@@ -104,22 +102,6 @@ class Product:
             request = self.signed.request(fresh_delivery())
             events += self.source.intake(request, now=now, new_id=ids).events
         return events
-
-
-def stored(event: NewEvent) -> StoredEvent:
-    """The event as the worker's claim_unrouted reads it back."""
-    return StoredEvent(
-        id=event.id,
-        source=event.source,
-        received_at=event.received_at,
-        headers=event.headers,
-        query=event.query,
-        payload=event.payload,
-        content_type=event.content_type,
-        dedupe_key=event.dedupe_key,
-        status=EventStatus.ACCEPTED,
-        has_raw=event.raw is not None,
-    )
 
 
 class Backlog:
