@@ -28,13 +28,19 @@ def test_quiet_is_cleared_while_busy_at_requests_or_more_are_in_flight():
             pass
 
         scope = {"type": "http", "method": "POST", "path": "/hooks/x", "headers": []}
+
+        async def entered_by(count):
+            for _ in range(1000):  # bounded: each request enters within a few loop turns
+                if entered >= count:
+                    return
+                await asyncio.sleep(0)
+            raise AssertionError(f"only {entered} of {count} requests reached the app")
+
         requests = [asyncio.create_task(gate(scope, receive, send)) for _ in range(2)]
-        while entered < 2:
-            await asyncio.sleep(0)
+        await entered_by(2)
         assert gate.in_flight == 2 and gate.quiet.is_set()  # a steady flow is not a burst
         requests.append(asyncio.create_task(gate(scope, receive, send)))
-        while entered < 3:
-            await asyncio.sleep(0)
+        await entered_by(3)
         assert gate.in_flight == 3 and not gate.quiet.is_set()
         release.set()
         await asyncio.gather(*requests)

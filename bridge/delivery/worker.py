@@ -121,7 +121,7 @@ class Worker:
 
     async def _receiver_first(self) -> None:
         """Wait, at most RECEIVER_FIRST_WAIT, for the receiver to be quiet."""
-        if self._receiver_quiet is not None and not self._receiver_quiet.is_set():
+        if self._receiver_quiet is not None and self._receiver_busy():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._receiver_quiet.wait(), RECEIVER_FIRST_WAIT)
 
