@@ -146,8 +146,11 @@ class Claim:
     """A delivery handed to one worker until `lease_until`."""
 
     delivery: Delivery
-    event: StoredEvent
+    received_at: float  # when its event arrived
     lease_token: str
+    # the event, for a provider that renders its request when it delivers (claim_due's
+    # `events_for`); the others never read it, so their claims do not load it
+    event: StoredEvent | None = None
     # what the correlate map knows of (provider, correlate), if anything
     ticket_ref: Mapping[str, str] | None = None
     ticket_open: bool | None = None

@@ -171,7 +171,7 @@ class Backlog:
         for claim in claims:
             assert claim.delivery.status is DeliveryStatus.IN_FLIGHT
             assert claim.delivery.provider == PROVIDER and claim.lease_token
-            assert claim.delivery.correlate == f"bench:{claim.event.id}"
+            assert claim.delivery.correlate == f"bench:{claim.delivery.event_id}"
 
     async def claim_due(self, now: float) -> list[Claim]:
         return await self.store.claim_due(

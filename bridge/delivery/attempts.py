@@ -46,21 +46,19 @@ def prepare(
             # the open ticket is updated; if the helpdesk closed or lost it meanwhile, the
             # adapter creates one after all, as the rule asked
             action = replace(action, action=ActionKind.UPDATE_TICKET, on_missing=OnMissing.CREATE)
-    context = (
-        rule_context(
-            event_context(claim.event, vars=config.vars, now=datetime.fromtimestamp(now, UTC)),
-            delivery.rule,
-        )
-        if with_context
-        else {}
-    )
+    context = {}
+    if with_context:
+        if claim.event is None:  # its provider came to render by a reload after the claim
+            return Outcome(kind=OutcomeKind.RETRYABLE, message="claimed without its event")
+        at = datetime.fromtimestamp(now, UTC)
+        context = rule_context(event_context(claim.event, vars=config.vars, now=at), delivery.rule)
     return Job(
         delivery_id=delivery.id,
         attempt=delivery.attempts + 1,
         action=action,
         ticket_ref=TicketRef.from_json(claim.ticket_ref) if claim.ticket_ref else None,
         ticket_open=claim.ticket_open,
-        event_id=claim.event.id,
+        event_id=delivery.event_id,
         context=context,
     )
 

@@ -107,6 +107,10 @@ class Worker:
             for name, provider in providers.items()
             if provider.rate_limit is not None
         }
+        # providers that render their request when they deliver: their claims carry the event
+        self._rendering = frozenset(
+            name for name, provider in service.providers.items() if provider.renders_templates
+        )
         self.wake()
 
     def wake(self) -> None:
@@ -298,7 +302,12 @@ class Worker:
         if self._receiver_busy():
             limit = min(limit, BUSY_SLICE)
         claims = await self.store.claim_due(
-            now=now, limit=limit, lease=self.lease, per_provider=rooms, rates=self._rates
+            now=now,
+            limit=limit,
+            lease=self.lease,
+            per_provider=rooms,
+            rates=self._rates,
+            events_for=self._rendering,
         )
         claimed = Counter(claim.delivery.provider for claim in claims)
         self._starved = {}
@@ -350,7 +359,7 @@ class Worker:
         kept = await self.store.finish_attempt(claim, result, now=now)
         self.metrics.attempted(delivery.provider, outcome.kind.value)
         if kept:
-            latency = now - claim.event.received_at
+            latency = now - claim.received_at
             status = DeliveryStatus.CANCELLED if fallback else result.status
             self.metrics.finished(delivery.provider, status, latency=latency)
         facts = {**_attempt_facts(claim, result), "http_status": outcome.status_code}

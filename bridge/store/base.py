@@ -24,7 +24,7 @@ Semantics every implementation keeps (tests/store/test_contract.py holds them):
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 from bridge.config import RateLimit
 from bridge.records import (
@@ -98,12 +98,14 @@ class Store(abc.ABC):
         lease: float,
         per_provider: Mapping[str, int] | None = None,
         rates: Mapping[str, RateLimit] | None = None,
+        events_for: Collection[str] = (),
     ) -> list[Claim]:
         """Due deliveries (pending with next_attempt_at <= now, or in flight with a lapsed
         lease), oldest first, never two of one (provider, correlate) key out of order, none
         of a held provider; at most `limit` in all and `per_provider[name]` of a named one.
         A provider in `rates` gets only as many as its token bucket (one per provider in the
-        store, shared by every process) pays for, taken in the same transaction."""
+        store, shared by every process) pays for, taken in the same transaction. Claims of
+        the providers in `events_for` carry their events."""
 
     @abc.abstractmethod
     async def next_token_at(self, provider: str, rate: RateLimit, *, now: float) -> float:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from bridge.config import RateLimit
@@ -33,6 +33,7 @@ def claim_due(
     lease: float,
     per_provider: Mapping[str, int] | None,
     rates: Mapping[str, RateLimit],
+    events_for: Collection[str] = frozenset(),
 ) -> Step[list[Claim]]:
     token = secrets.token_hex(16)  # each row's token is this, a dot and its seq
     params: dict[str, Any] = {"now": now, "until": now + lease, "token": token}
@@ -67,7 +68,7 @@ def claim_due(
                 claimed += yield from _claim(
                     "claim_due_others", **params, limit=rest, providers=others
                 )
-    return (yield from _claims(claimed))
+    return (yield from _claims(claimed, events_for))
 
 
 def _claim(name: str, **params: Any) -> Step[list[ReadRow]]:
@@ -75,13 +76,16 @@ def _claim(name: str, **params: Any) -> Step[list[ReadRow]]:
     return sorted(found.rows, key=lambda row: int(row["seq"]))
 
 
-def _claims(claimed: list[ReadRow]) -> Step[list[Claim]]:
-    """The claims of the leased rows, with their events and what the correlate map knows."""
+def _claims(claimed: list[ReadRow], events_for: Collection[str]) -> Step[list[Claim]]:
+    """The claims of the leased rows, with what the correlate map knows, and the events of
+    those whose provider is in `events_for`."""
     if not claimed:
         return []
-    event_ids = sorted({row["event_id"] for row in claimed})
-    found = yield from rows("events_by_id", ids=event_ids)
-    events = {row["id"]: event_from_row(row) for row in found}
+    event_ids = sorted({row["event_id"] for row in claimed if row["provider"] in events_for})
+    events = {}
+    if event_ids:
+        found = yield from rows("events_by_id", ids=event_ids)
+        events = {row["id"]: event_from_row(row) for row in found}
     keys = {(row["provider"], row["correlate"]) for row in claimed if row["correlate"]}
     known: dict[tuple[str, str], ReadRow] = {}
     if keys:
@@ -99,7 +103,8 @@ def _claims(claimed: list[ReadRow]) -> Step[list[Claim]]:
         claims.append(
             Claim(
                 delivery=dataclasses.replace(delivery, status=DeliveryStatus.IN_FLIGHT),
-                event=events[delivery.event_id],
+                received_at=row["event_received_at"],
+                event=events[delivery.event_id] if delivery.provider in events_for else None,
                 lease_token=row["lease_token"],
                 ticket_ref=None if ticket is None else loads_optional(ticket["ticket_ref"]),
                 ticket_open=None if is_open is None else bool(is_open),

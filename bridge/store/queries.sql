@@ -33,7 +33,7 @@
 
 -- name: event_columns
 ev.id, ev.source, ev.received_at, ev.headers, ev.query, ev.payload, ev.content_type,
-ev.dedupe_key, ev.status, ev.routed_at, ev.matched_rules, ev.trace, ev.raw IS NOT NULL AS has_raw
+ev.dedupe_key, ev.status, ev.routed_at, ev.matched_rules, ev.trace, (ev.raw IS NOT NULL OR ev.raw_is_payload) AS has_raw
 
 -- name: attempt_columns
 delivery_id, number, started_at, duration, outcome, status_code, error, response_excerpt
@@ -107,10 +107,10 @@ RETURNING event_id
 SELECT event_id FROM dedupe WHERE source = :source AND key = :key
 
 -- name: insert_event
-INSERT INTO events (id, source, received_at, headers, query, payload, raw, content_type,
-                    dedupe_key, status)
-VALUES (:id, :source, :received_at, :headers, :query, :payload, :raw, :content_type,
-        :dedupe_key, :status)
+INSERT INTO events (id, source, received_at, headers, query, payload, raw, raw_is_payload,
+                    content_type, dedupe_key, status)
+VALUES (:id, :source, :received_at, :headers, :query, :payload, :raw, :raw_is_payload,
+        :content_type, :dedupe_key, :status)
 
 -- == routing ===================================================================================
 
@@ -122,7 +122,7 @@ WITH due AS (
     {skip_locked})
 UPDATE events SET route_lease_until = :until FROM due WHERE events.id = due.due_id
 RETURNING id, source, received_at, headers, query, payload, content_type, dedupe_key, status,
-          routed_at, matched_rules, trace, raw IS NOT NULL AS has_raw
+          routed_at, matched_rules, trace, (raw IS NOT NULL OR raw_is_payload) AS has_raw
 
 -- Of two routers whose leases overlapped, the second waits here for the first to commit, then
 -- reads the event as the first left it: routed.
@@ -170,10 +170,12 @@ WHERE id = :event_id
 SELECT pg_advisory_xact_lock(hashtextextended(name, 0)) FROM unnest(:names::text[]) AS name
 
 -- Queued deliveries just added or queued again: waiting while one before them is unfinished.
+-- Only a status that changes is written (most new deliveries are pending, as stored).
 -- name: settle_queued
 UPDATE deliveries AS d
 SET status = CASE WHEN {behind_its_key} THEN 'waiting' ELSE 'pending' END
 WHERE d.id {in_list:ids} AND d.status IN {queued}
+  AND d.status <> CASE WHEN {behind_its_key} THEN 'waiting' ELSE 'pending' END
 
 -- Pending deliveries of the key after one just settled (their events arrived later, but were
 -- routed first) wait behind it.
@@ -262,18 +264,22 @@ SELECT provider, correlate, moved_to FROM tickets
 WHERE provider {in_list:providers} AND correlate {in_list:correlates} AND moved_to IS NOT NULL
 
 -- The event's status follows its deliveries: none -> unmatched, any dead -> failed, all final
--- -> done, else accepted (and accepted while not routed at all).
+-- -> done, else accepted (and accepted while not routed at all). The row is written only when
+-- the status changes: it holds the body, and most calls (a routing, a retry) change nothing.
 -- name: recompute_event_status
-UPDATE events SET status = (
+WITH computed AS (
     SELECT CASE
-        WHEN events.routed_at IS NULL THEN 'accepted'
-        WHEN count(*) = 0 THEN 'unmatched'
-        WHEN count(*) FILTER (WHERE d.status = 'dead') > 0 THEN 'failed'
-        WHEN count(*) FILTER (WHERE d.status IN {final}) = count(*) THEN 'done'
+        WHEN ev.routed_at IS NULL THEN 'accepted'
+        WHEN count(d.id) = 0 THEN 'unmatched'
+        WHEN count(d.id) FILTER (WHERE d.status = 'dead') > 0 THEN 'failed'
+        WHEN count(d.id) FILTER (WHERE d.status IN {final}) = count(d.id) THEN 'done'
         ELSE 'accepted'
-    END
-    FROM deliveries AS d WHERE d.event_id = events.id)
-WHERE id = :event_id
+    END AS status
+    FROM events AS ev LEFT JOIN deliveries AS d ON d.event_id = ev.id
+    WHERE ev.id = :event_id
+    GROUP BY ev.id, ev.routed_at)
+UPDATE events SET status = computed.status FROM computed
+WHERE events.id = :event_id AND events.status <> computed.status
 
 -- == the delivery step =========================================================================
 
@@ -295,9 +301,9 @@ WITH due AS (
 UPDATE deliveries SET status = 'in_flight', lease_until = :until,
     lease_token = CAST(:token AS TEXT) || '.' || CAST(seq AS TEXT)
 FROM due WHERE deliveries.seq = due.due_seq
-RETURNING lease_token, seq, id, event_id, rule, provider, action, correlate, status, attempts,
-          tries, created_at, queued_at, next_attempt_at, last_error, ticket_ref, blocked_by,
-          moved_from, folded, folded_into
+RETURNING lease_token, seq, id, event_id, event_received_at, rule, provider, action, correlate,
+          status, attempts, tries, created_at, queued_at, next_attempt_at, last_error,
+          ticket_ref, blocked_by, moved_from, folded, folded_into
 
 -- name: claim_due_all
 {claim_due:claim_all}
@@ -441,7 +447,7 @@ WHERE delivery_id IN (SELECT id FROM deliveries WHERE event_id = :id) ORDER BY n
 SELECT {delivery_columns} FROM deliveries AS d WHERE d.event_id = :id ORDER BY d.seq
 
 -- name: raw
-SELECT raw FROM events WHERE id = :id
+SELECT raw, raw_is_payload, payload FROM events WHERE id = :id
 
 -- name: delivery
 SELECT {delivery_columns} FROM deliveries AS d WHERE d.id = :id
@@ -501,8 +507,9 @@ DELETE FROM dedupe WHERE (source, key) IN
     (SELECT source, key FROM dedupe WHERE created_at < :before LIMIT :limit {skip_locked})
 
 -- name: drop_bodies
-UPDATE events SET raw = NULL WHERE id IN
-    (SELECT id FROM events WHERE received_at < :before AND raw IS NOT NULL LIMIT :limit
+UPDATE events SET raw = NULL, raw_is_payload = false WHERE id IN
+    (SELECT id FROM events
+     WHERE received_at < :before AND (raw IS NOT NULL OR raw_is_payload) LIMIT :limit
      {skip_locked})
 
 -- == counts ====================================================================================

@@ -66,7 +66,11 @@ def get_event(event_id: str) -> Step[EventDetail | None]:
 
 def get_raw(event_id: str) -> Step[bytes | None]:
     row = yield from first("raw", id=event_id)
-    return None if row is None or row["raw"] is None else bytes(row["raw"])
+    if row is None:
+        return None
+    if row["raw_is_payload"]:
+        return str(row["payload"]).encode("utf-8")
+    return None if row["raw"] is None else bytes(row["raw"])
 
 
 def get_delivery(delivery_id: str) -> Step[Delivery | None]:

@@ -56,6 +56,8 @@ _ATTEMPT_FIELDS = tuple(field.name for field in dataclasses.fields(Attempt))
 
 
 def event_params(event: NewEvent) -> dict[str, Any]:
+    # the body once: a raw body that is the payload's own text (a JSON body) is not stored again
+    raw_is_payload = event.raw is not None and event.raw == event.payload.encode("utf-8")
     return {
         "id": event.id,
         "source": event.source,
@@ -63,7 +65,8 @@ def event_params(event: NewEvent) -> dict[str, Any]:
         "headers": dumps(event.headers),
         "query": dumps(event.query),
         "payload": event.payload,
-        "raw": None if event.raw is None else bytes(event.raw),
+        "raw": None if event.raw is None or raw_is_payload else bytes(event.raw),
+        "raw_is_payload": raw_is_payload,
         "content_type": event.content_type,
         "dedupe_key": event.dedupe_key,
         "status": EventStatus.ACCEPTED.value,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import abc
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import TypeVar
 
 from bridge.config import RateLimit
@@ -95,10 +95,13 @@ class SQLStore(Store):
         lease: float,
         per_provider: Mapping[str, int] | None = None,
         rates: Mapping[str, RateLimit] | None = None,
+        events_for: Collection[str] = (),
     ) -> list[Claim]:
         if limit <= 0:
             return []
-        step = functools.partial(claims.claim_due, now, limit, lease, per_provider, rates or {})
+        step = functools.partial(
+            claims.claim_due, now, limit, lease, per_provider, rates or {}, frozenset(events_for)
+        )
         return await self._write(step)
 
     async def next_token_at(self, provider: str, rate: RateLimit, *, now: float) -> float:

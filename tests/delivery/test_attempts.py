@@ -83,7 +83,12 @@ def claim(
     )
     ref = {"ticket_id": "T-1"} if ticket_open is not None else None
     return Claim(
-        delivery=delivery, event=event, lease_token="t", ticket_ref=ref, ticket_open=ticket_open
+        delivery=delivery,
+        received_at=event.received_at,
+        event=event,
+        lease_token="t",
+        ticket_ref=ref,
+        ticket_open=ticket_open,
     )
 
 

@@ -319,7 +319,7 @@ def test_claim_due_hands_out_in_order_and_keeps_per_key_order(run: Run[Any], sto
     route(run, store, e1, [create, uncorrelated])
     route(run, store, e2, [update, other_provider, other_key])
 
-    claims = run(store.claim_due(now=T0, limit=10, lease=30))
+    claims = run(store.claim_due(now=T0, limit=10, lease=30, events_for=["glassix"]))
 
     assert [c.delivery.id for c in claims] == [
         create.id,
@@ -329,7 +329,9 @@ def test_claim_due_hands_out_in_order_and_keeps_per_key_order(run: Run[Any], sto
     ]
     assert all(c.delivery.status is DeliveryStatus.IN_FLIGHT for c in claims)
     assert len({c.lease_token for c in claims}) == 4
-    assert claims[0].event.id == e1 and claims[2].event.id == e2
+    assert [c.received_at for c in claims] == [T0, T0, T0 + 1, T0 + 1]
+    # only the providers named in events_for (the ones rendering as they deliver) get the event
+    assert [c.event and c.event.id for c in claims] == [None, None, e2, None]
     # while `create` is in flight, nothing more is due
     assert run(store.claim_due(now=T0 + 1, limit=10, lease=30)) == []
 

@@ -340,7 +340,16 @@ ALIASES = {
     "dedupe": "dedupe",
     "dd": "dedupe",
 }
-NOT_TABLES = {"provider_holds", "rate_buckets", "json_each", "working", "w", "due", "wakeups"}
+NOT_TABLES = {
+    "provider_holds",
+    "rate_buckets",
+    "json_each",
+    "working",
+    "w",
+    "due",
+    "wakeups",
+    "computed",
+}
 _DETAIL = re.compile(
     r"^(?:SEARCH|SCAN) (?P<alias>\S+)"
     r"(?: USING (?:COVERING )?(?:INDEX (?P<index>\S+)|(?P<key>(?:INTEGER )?PRIMARY KEY)))?"

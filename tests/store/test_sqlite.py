@@ -392,6 +392,19 @@ def test_everything_is_still_there_after_a_restart(run: Run[Any], tmp_path: Path
     run(second_life(*run(first_life())))
 
 
+def test_a_json_body_is_written_once(run: Run[Any], sqlite_store: SQLiteStore) -> None:
+    body = '{"n": "é"}'
+    json_body = make_event(payload=body, raw=body.encode())
+    form_body = make_event(payload='{"n": "1"}', raw=b"n=1")
+    run(sqlite_store.ingest([json_body, form_body], dedupe_window=WINDOW, now=T0))
+
+    with raw_connection(sqlite_store.path) as connection:
+        stored = dict(connection.execute("SELECT id, raw FROM events").fetchall())
+    assert stored == {json_body.id: None, form_body.id: b"n=1"}
+    assert run(sqlite_store.get_raw(json_body.id)) == body.encode()
+    assert run(sqlite_store.get_raw(form_body.id)) == b"n=1"
+
+
 def test_migrations_run_once_and_are_recorded(run: Run[Any], tmp_path: Path) -> None:
     path = tmp_path / "m.db"
 
