@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sqlite3
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,12 +29,14 @@ from bench.report import (
     slope_per_minute,
     table,
 )
-from bench.scenarios.backlog import _copy_lifecycle
+from bench.scenarios.databases import Database, postgres_schemas, sqlite_file
+from bench.scenarios.drain import ACCEPTED
 from bridge.delivery.worker import Worker
 from bridge.records import DeliveryStatus, EventStatus
 from bridge.service import load_service
 from bridge.store import open_store
 from tests.helpers import shop_event
+from tests.store.conftest import postgres_server
 
 WRK_OUTPUT = """Running 10s test @ http://127.0.0.1:8000/hooks/bench
   1 threads and 32 connections
@@ -203,13 +205,29 @@ def test_body_is_2159_bytes_of_json() -> None:
     assert json.loads(data)["type"] == payload.EVENT_TYPE
 
 
-def test_the_history_copies_are_finished_lifecycles_the_store_reads(tmp_path: Path) -> None:
+@pytest.fixture(params=["SQLite", "PostgreSQL"])
+def bench_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A store as bench's scenarios see it from outside, empty, on either backend."""
+    if request.param == "SQLite":
+        yield sqlite_file(tmp_path / "bridge.db")
+        return
+    database, drop = postgres_schemas(postgres_server())()
+    try:
+        yield database
+    finally:
+        drop()
+
+
+def test_the_history_copies_are_finished_lifecycles_the_store_reads(
+    tmp_path: Path, bench_database: Database
+) -> None:
     """bench history's copies of one real lifecycle: every table gets its rows, with ids
-    older than the original, and the store reads each copy back as a finished event."""
+    older than the original, and the store reads each copy back as a finished event; and the
+    drain's span and counts read what the store wrote."""
     rules, templates = product.write_config(tmp_path, rules=1, provider=product.log_provider())
     body = json.loads(payload.body())
     event = replace(shop_event(1, body), source=payload.SOURCE)
-    db = f"sqlite:///{tmp_path / 'bridge.db'}"
+    db = bench_database.url
 
     async def lifecycle() -> None:
         store = open_store(db)
@@ -224,16 +242,13 @@ def test_the_history_copies_are_finished_lifecycles_the_store_reads(tmp_path: Pa
             await store.close()
 
     asyncio.run(lifecycle())
-    connection = sqlite3.connect(tmp_path / "bridge.db")
-    try:
-        _copy_lifecycle(connection, 50)
-        connection.commit()
-        for table in ("events", "deliveries", "attempts", "tickets"):
-            assert connection.execute(f"SELECT count(*) FROM {table}").fetchone() == (51,)
-        oldest = connection.execute("SELECT id FROM events ORDER BY id LIMIT 1").fetchone()
-        assert oldest == ("evh_000000001",)
-    finally:
-        connection.close()
+    assert 0 < bench_database.span(since=0) < 60
+    bench_database.copy_lifecycle(50)
+    for name in ("events", "deliveries", "attempts", "tickets"):
+        assert bench_database.count(f"SELECT count(*) FROM {name}") == 51
+    assert bench_database.count(ACCEPTED) == 0
+    oldest = bench_database.count("SELECT min(received_at) FROM events WHERE id = 'evh_000000001'")
+    assert oldest < 1e9
 
     async def read() -> tuple[EventStatus, str | None]:
         store = open_store(db, create=False)

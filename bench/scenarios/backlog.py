@@ -1,4 +1,5 @@
-"""backlog and history: the worker's cost per event as the store fills (SQLite).
+"""backlog and history: the worker's cost per event as the store fills, on SQLite and on
+PostgreSQL (a fresh schema per drain; skipped when none answers).
 
 backlog: 1,000, 10,000 and 100,000 events (--quick: 1,000 and 10,000) stored by `serve
 --no-worker`, then drained by `worker` (the `log` provider, a correlate unique per event);
@@ -13,76 +14,90 @@ store's.
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 from bench import product
 from bench.report import Row
-from bench.scenarios.common import (
-    Bench,
-    Drained,
-    drain_stored,
-    drained_rows,
-    ingest_stored,
-    sqlite_count,
-    wait_until,
-)
+from bench.scenarios.common import Bench, Skipped, ingest_stored, wait_until
+from bench.scenarios.databases import Database, postgres_schemas
+from bench.scenarios.drain import ACCEPTED, Drained, drain_stored, drained_rows
 
 TARGET = 1.3  # cost per event, largest against smallest
 WHAT = "worker, log provider, correlate per event"
 
 
+def _backends(bench: Bench, scenario: str) -> tuple[list[str], list[Row]]:
+    """The backends to run on, and a row saying why PostgreSQL is left out if it is."""
+    try:
+        postgres_schemas(bench.options.postgres_url)
+    except Skipped as exc:
+        return ["SQLite"], [Row(scenario=scenario, what="PostgreSQL", note=f"skipped: {exc}")]
+    return ["SQLite", "PostgreSQL"], []
+
+
 def run_backlog(bench: Bench) -> list[Row]:
     bench.need_load()
     sizes = (1_000, 10_000) if bench.options.quick else (1_000, 10_000, 100_000)
-    drained: dict[int, list[Drained]] = {size: [] for size in sizes}
-    for _ in range(bench.options.rounds):
-        for size in sizes:
-            drained[size].append(drain_stored(bench, f"backlog-{size}", rules=1, events=size))
-    return drained_rows(
-        "backlog",
-        {f"{WHAT}: {size:,} waiting": runs for size, runs in drained.items()},
-        compared=f"{sizes[-1]:,} against {sizes[0]:,} waiting",
-        target=TARGET,
-    )
+    backends, rows = _backends(bench, "backlog")
+    for backend in backends:
+        drained: dict[int, list[Drained]] = {size: [] for size in sizes}
+        for _ in range(bench.options.rounds):
+            for size in sizes:
+                drained[size].append(
+                    drain_stored(bench, f"backlog-{size}", rules=1, events=size, backend=backend)
+                )
+        rows += drained_rows(
+            "backlog",
+            {f"{WHAT}, {backend}: {size:,} waiting": runs for size, runs in drained.items()},
+            compared=f"{sizes[-1]:,} against {sizes[0]:,} waiting, {backend}",
+            target=TARGET,
+        )
+    return rows
 
 
 def run_history(bench: Bench) -> list[Row]:
     bench.need_load()
     batch = 1_000 if bench.options.quick else 5_000
     history = 100_000 if bench.options.quick else 1_000_000
-    empty: list[Drained] = []
-    full: list[Drained] = []
-    for _ in range(bench.options.rounds):
-        empty.append(drain_stored(bench, "history-empty", rules=1, events=batch))
-        full.append(
-            drain_stored(
-                bench,
-                "history-full",
-                rules=1,
-                events=batch,
-                before=lambda where, rules, templates, _: _fill(
-                    bench, where, rules, templates, history
-                ),
+    backends, rows = _backends(bench, "history")
+    for backend in backends:
+        empty: list[Drained] = []
+        full: list[Drained] = []
+        for _ in range(bench.options.rounds):
+            empty.append(
+                drain_stored(bench, "history-empty", rules=1, events=batch, backend=backend)
             )
+            full.append(
+                drain_stored(
+                    bench,
+                    "history-full",
+                    rules=1,
+                    events=batch,
+                    backend=backend,
+                    before=lambda where, rules, templates, database: _fill(
+                        bench, where, rules, templates, database, history
+                    ),
+                )
+            )
+        rows += drained_rows(
+            "history",
+            {
+                f"{WHAT}, {backend}: {batch:,} into an empty store": empty,
+                f"{WHAT}, {backend}: {batch:,} into {history:,} finished": full,
+            },
+            compared=f"{history:,} finished against an empty store, {backend}",
+            target=TARGET,
         )
-    return drained_rows(
-        "history",
-        {
-            f"{WHAT}: {batch:,} into an empty store": empty,
-            f"{WHAT}: {batch:,} into {history:,} finished": full,
-        },
-        compared=f"{history:,} finished against an empty store",
-        target=TARGET,
-    )
+    return rows
 
 
-def _fill(bench: Bench, where: Path, rules: Path, templates: Path, count: int) -> None:
-    """`count` finished events in the store at `where`: one lifecycle made by the product
-    (an event stored, routed and delivered; wrk may send one or two more), then copied with
-    new ids, older than it."""
-    path = where / "bridge.db"
-    db = f"sqlite:///{path}"
+def _fill(
+    bench: Bench, where: Path, rules: Path, templates: Path, database: Database, count: int
+) -> None:
+    """`count` finished events in `database`: one lifecycle made by the product (an event
+    stored, routed and delivered; wrk may send one or two more), then copied with new ids,
+    older than it."""
+    db = database.url
     server = product.serve(rules, templates, db=db, log=where / "seed.log", worker=False)
     try:
         ingest_stored(bench, server, 1)
@@ -91,56 +106,10 @@ def _fill(bench: Bench, where: Path, rules: Path, templates: Path, count: int) -
     worker = product.worker(rules, templates, db=db, log=where / "seed.log")
     try:
         wait_until(
-            lambda: (
-                sqlite_count(path, "SELECT count(*) FROM events WHERE status = 'accepted'") == 0
-            ),
+            lambda: database.count(ACCEPTED) == 0,
             timeout=60,
             what="the seed events to be delivered",
         )
     finally:
         worker.stop()
-    connection = sqlite3.connect(path)
-    try:
-        _copy_lifecycle(connection, count)
-        connection.commit()
-    finally:
-        connection.close()
-
-
-# Each copy i: event evh_<i> (before the seed in time and id order), its delivery dlh_<i> with
-# the correlate bench:evh_<i>, its attempt, its ticket-map entry and its dedupe key.
-_COPIES: dict[str, dict[str, str | None]] = {
-    "events": {
-        "id": "printf('evh_%09d', n.i)",
-        "received_at": "s.received_at - 86400 + n.i * 1e-3",
-        "routed_at": "s.routed_at - 86400 + n.i * 1e-3",
-        "dedupe_key": "printf('history-%09d', n.i)",
-    },
-    "deliveries": {
-        "seq": None,
-        "id": "printf('dlh_%09d', n.i)",
-        "event_id": "printf('evh_%09d', n.i)",
-        "correlate": "printf('bench:evh_%09d', n.i)",
-        "event_received_at": "s.event_received_at - 86400 + n.i * 1e-3",
-    },
-    "attempts": {"id": None, "delivery_id": "printf('dlh_%09d', n.i)"},
-    "tickets": {"correlate": "printf('bench:evh_%09d', n.i)"},
-    "dedupe": {
-        "key": "printf('history-%09d', n.i)",
-        "event_id": "printf('evh_%09d', n.i)",
-        "created_at": "s.created_at - 86400 + n.i * 1e-3",
-    },
-}
-
-
-def _copy_lifecycle(connection: sqlite3.Connection, count: int) -> None:
-    for table, changed in _COPIES.items():
-        columns = [row[1] for row in connection.execute(f"PRAGMA table_info({table})")]
-        kept = [c for c in columns if changed.get(c, "") is not None]
-        values = [changed.get(c) or f"s.{c}" for c in kept]
-        connection.execute(
-            f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?) "
-            f"INSERT INTO {table} ({', '.join(kept)}) "
-            f"SELECT {', '.join(values)} FROM n, (SELECT * FROM {table} LIMIT 1) AS s",
-            (count,),
-        )
+    database.copy_lifecycle(count)

@@ -14,15 +14,9 @@ from pathlib import Path
 
 from bench import product
 from bench.report import Row, median, paired_ratio
-from bench.scenarios.common import (
-    Bench,
-    Measured,
-    drain_stored,
-    measure,
-    row,
-    sqlite_count,
-    wait_until,
-)
+from bench.scenarios.common import Bench, Measured, measure, row, wait_until
+from bench.scenarios.databases import sqlite_file
+from bench.scenarios.drain import drain_stored
 
 P99_TARGET_MS = 50.0
 DRAIN_TIMEOUT = 600.0
@@ -37,10 +31,11 @@ def _config(bench: Bench, name: str) -> tuple[Path, Path, Path, str]:
 
 def _drain(db_file: Path) -> tuple[int, float]:
     """Wait until no stored event is left unfinished: (how many were left, seconds it took)."""
-    left = sqlite_count(db_file, UNFINISHED)
+    store = sqlite_file(db_file)
+    left = store.count(UNFINISHED)
     started = time.monotonic()
     wait_until(
-        lambda: sqlite_count(db_file, UNFINISHED) == 0,
+        lambda: store.count(UNFINISHED) == 0,
         timeout=DRAIN_TIMEOUT,
         what="the backlog to drain",
         interval=0.02,

@@ -28,9 +28,9 @@ from bench.scenarios.common import (
     Bench,
     MeasurementFailed,
     ingest_stored,
-    sqlite_count,
     wait_until,
 )
+from bench.scenarios.databases import sqlite_file
 
 E_POOLS = ((4, 8), (1, 32))  # (clients, connections each)
 LATENCY_RATE = 200.0
@@ -96,7 +96,7 @@ def _stored(bench: Bench, where: Path, rules: Path, templates: Path, count: int)
         ingest_stored(bench, server, count)
     finally:
         server.stop()
-    return db, sqlite_count(path, "SELECT count(*) FROM events")
+    return db, sqlite_file(path).count("SELECT count(*) FROM events")
 
 
 def _product_e2e(bench: Bench, count: int) -> tuple[float, float, float, float]:

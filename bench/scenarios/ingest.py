@@ -11,7 +11,6 @@ On SQLite (one file) and on PostgreSQL (a fresh schema per run).
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +19,7 @@ from bench import product
 from bench.processes import Running
 from bench.report import Row, paired_ratio
 from bench.scenarios.common import Bench, Measured, Skipped, measure, row
+from bench.scenarios.databases import postgres_schemas
 
 P99_TARGET_MS = 20.0
 
@@ -106,31 +106,6 @@ def _met(value: float | None, at_least: float) -> bool:
 # -- ingest-2 ------------------------------------------------------------------------------
 
 
-def _postgres_schema(url: str) -> Callable[[], tuple[str, Callable[[], None]]]:
-    """A maker of fresh schemas: each call creates one and returns (its URL, a dropper)."""
-    import psycopg
-
-    try:
-        with psycopg.connect(url, connect_timeout=3, autocommit=True) as connection:
-            connection.execute("SELECT 1")
-    except psycopg.Error as exc:
-        raise Skipped(f"no PostgreSQL at {url}: {str(exc).strip().splitlines()[0]}") from None
-
-    def make() -> tuple[str, Callable[[], None]]:
-        schema = f"bench_{secrets.token_hex(4)}"
-        with psycopg.connect(url, autocommit=True) as connection:
-            connection.execute(f"CREATE SCHEMA {schema}")
-
-        def drop() -> None:
-            with psycopg.connect(url, autocommit=True) as connection:
-                connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-
-        joiner = "&" if "?" in url else "?"
-        return f"{url}{joiner}options=-csearch_path%3D{schema}", drop
-
-    return make
-
-
 def _ingest_2_on(
     bench: Bench, backend: str, database: Callable[[Path], tuple[str, Callable[[], None]]]
 ) -> list[Row]:
@@ -165,7 +140,12 @@ def run_ingest_2(bench: Bench) -> list[Row]:
         bench, "SQLite", lambda where: (f"sqlite:///{where / 'bridge.db'}", lambda: None)
     )
     try:
-        make = _postgres_schema(bench.options.postgres_url)
+        make = postgres_schemas(bench.options.postgres_url)
     except Skipped as exc:
         return [*rows, Row(scenario="ingest-2", what="PostgreSQL", note=f"skipped: {exc}")]
-    return [*rows, *_ingest_2_on(bench, "PostgreSQL", lambda _: make())]
+
+    def schema(_: Path) -> tuple[str, Callable[[], None]]:
+        database, drop = make()
+        return database.url, drop
+
+    return [*rows, *_ingest_2_on(bench, "PostgreSQL", schema)]

@@ -18,14 +18,8 @@ import httpx
 from bench import payload
 from bench.processes import Running
 from bench.report import Row
-from bench.scenarios.common import (
-    HOOK_PATH,
-    Bench,
-    Drained,
-    MeasurementFailed,
-    drain_stored,
-    drained_rows,
-)
+from bench.scenarios.common import HOOK_PATH, Bench, MeasurementFailed
+from bench.scenarios.drain import Drained, drain_stored, drained_rows
 
 NOTES = 3
 SENDERS = 32

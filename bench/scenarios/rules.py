@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from bench import product
 from bench.report import Row, median, paired_ratio
-from bench.scenarios.common import MB, Bench, MeasurementFailed, drain_stored
+from bench.scenarios.common import MB, Bench, MeasurementFailed
+from bench.scenarios.drain import drain_stored
 
 COUNTS = (10, 10_000)
 
