@@ -171,20 +171,28 @@ SELECT pg_advisory_xact_lock(hashtextextended(name, 0)) FROM unnest(:names::text
 
 -- Queued deliveries just added or queued again: waiting while one before them is unfinished.
 -- Only a status that changes is written (most new deliveries are pending, as stored).
+-- The listed deliveries are found by id alone, in a CTE read first (here and in
+-- hold_back_later): with `status IN` beside the list, PostgreSQL's generic plan of the
+-- prepared statement, on statistics taken while the queue was short, intersected the ids
+-- with the whole queue's index (deliveries_key_queue), a cost that grew with the backlog.
 -- name: settle_queued
+WITH listed AS MATERIALIZED (SELECT seq FROM deliveries WHERE id {in_list:ids})
 UPDATE deliveries AS d
 SET status = CASE WHEN {behind_its_key} THEN 'waiting' ELSE 'pending' END
-WHERE d.id {in_list:ids} AND d.status IN {queued}
+WHERE d.seq IN (SELECT seq FROM listed) AND d.status IN {queued}
   AND d.status <> CASE WHEN {behind_its_key} THEN 'waiting' ELSE 'pending' END
 
 -- Pending deliveries of the key after one just settled (their events arrived later, but were
 -- routed first) wait behind it.
 -- name: hold_back_later
+WITH listed AS MATERIALIZED (
+    SELECT provider, correlate, event_received_at, event_id, seq, status FROM deliveries
+    WHERE id {in_list:ids})
 UPDATE deliveries AS d SET status = 'waiting'
-FROM deliveries AS s
-WHERE s.id {in_list:ids} AND s.status IN {queued}
-  AND d.provider = s.provider AND d.correlate = s.correlate
-  AND {key_order:d} > {key_order:s}
+FROM listed
+WHERE listed.status IN {queued}
+  AND d.provider = listed.provider AND d.correlate = listed.correlate
+  AND {key_order:d} > {key_order:listed}
   AND d.status IN {unfinished} AND d.status = 'pending' AND d.id {not_in_list:ids}
 
 -- The first unfinished delivery of the key (:provider, :correlate).

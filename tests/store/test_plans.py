@@ -57,7 +57,7 @@ PLANS: dict[str, set[str]] = {
     "supersede_dead": {"deliveries_by_event"},
     "latest_fold": {"deliveries_folds"},
     "join_fold": {"deliveries.id"},
-    "settle_queued": {"deliveries.id", KEY_QUEUE},
+    "settle_queued": {"deliveries.id", "deliveries.seq", KEY_QUEUE},
     "hold_back_later": {"deliveries.id", KEY_QUEUE},
     "mark_routed": {"events.id"},
     "recompute_event_status": {"events.id", "deliveries_by_event"},
@@ -315,10 +315,10 @@ def problems(name: str, accesses: list[Access]) -> list[str]:
                 found.append(f"reads {access.table} whole")
         elif (index := LOGICAL.get(access.index, access.index)) not in allowed:
             found.append(f"reads {index}, not one of {sorted(allowed)}")
-        elif access.condition is None and index not in PARTIAL:
-            found.append(f"walks {index} whole")
         elif index in KEY_LED and "correlate" not in (access.condition or ""):
             found.append(f"reads {index} without the key's correlate (a provider's whole queue)")
+        elif access.condition is None and index not in PARTIAL:
+            found.append(f"walks {index} whole")
     return found
 
 
@@ -349,6 +349,7 @@ NOT_TABLES = {
     "due",
     "wakeups",
     "computed",
+    "listed",
 }
 _DETAIL = re.compile(
     r"^(?:SEARCH|SCAN) (?P<alias>\S+)"
