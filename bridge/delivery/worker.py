@@ -36,7 +36,7 @@ from bridge.delivery.attempts import INTERRUPTED, decide, interrupted, prepare
 from bridge.delivery.dispatch import route_event
 from bridge.delivery.fallback import fallback_for, held_fallback
 from bridge.delivery.limits import Pace
-from bridge.exceptions import StoreError
+from bridge.exceptions import StoreError, StoreUnavailable
 from bridge.ids import new_id
 from bridge.metrics import Metrics
 from bridge.providers.base import Outcome, OutcomeKind
@@ -261,9 +261,15 @@ class Worker:
                 await asyncio.sleep(0)  # requests that came in are answered between renders
             routed = route_event(self.service, event, now=now, new_id=partial(new_id, "dlv"))
             routings.append(replace(routed, only_if_unrouted=True))
-        # saved together, so that they share the writer's transactions instead of waiting for
-        # a commit each; the store queues each delivery by its event's arrival all the same
-        saved = await asyncio.gather(*(self.store.save_routing(r, now=now) for r in routings))
+        # saved together, in one transaction and a few statements; the store queues each
+        # delivery by its event's arrival all the same. Should the batch fail, each is saved
+        # alone, so that one event the store refuses holds up no other.
+        try:
+            saved = await self.store.save_routings(routings, now=now)
+        except StoreUnavailable:
+            raise
+        except StoreError:
+            saved = await asyncio.gather(*(self.store.save_routing(r, now=now) for r in routings))
         for event, routing, kept in zip(events, routings, saved, strict=True):
             if not kept:
                 continue  # another worker routed it while this one's lease ran out

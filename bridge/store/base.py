@@ -87,6 +87,12 @@ class Store(abc.ABC):
         unmatched when it has none. With `only_if_unrouted`, an event already routed is left
         as it is (False is returned); else True."""
 
+    @abc.abstractmethod
+    async def save_routings(self, routings: Sequence[Routing], *, now: float) -> list[bool]:
+        """save_routing of several events (one routing each) in one transaction, for about
+        the statements of one: what save_routing would return for each, in order. Any
+        error fails them all."""
+
     # -- the worker's delivery step ----------------------------------------------------
 
     @abc.abstractmethod

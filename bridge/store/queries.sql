@@ -125,9 +125,10 @@ RETURNING id, source, received_at, headers, query, payload, content_type, dedupe
           routed_at, matched_rules, trace, (raw IS NOT NULL OR raw_is_payload) AS has_raw
 
 -- Of two routers whose leases overlapped, the second waits here for the first to commit, then
--- reads the event as the first left it: routed.
--- name: event_to_route
-SELECT received_at, routed_at FROM events WHERE id = :id {for_update}
+-- reads the event as the first left it: routed. Locked in id order, as every transaction
+-- locks event rows.
+-- name: events_to_route
+SELECT id, received_at, routed_at FROM events WHERE id {in_list:ids} ORDER BY id {for_update}
 
 -- name: supersede_dead
 UPDATE deliveries SET status = 'cancelled',

@@ -79,13 +79,19 @@ class SQLStore(Store):
         )
 
     async def save_routing(self, routing: Routing, *, now: float) -> bool:
-        for delivery in routing.deliveries:
-            if delivery.event_id != routing.event_id:
-                raise StoreError(
-                    f"delivery {delivery.id} belongs to event {delivery.event_id}, "
-                    f"not {routing.event_id}"
-                )
-        return await self._write(functools.partial(intake.save_routing, routing, now=now))
+        return (await self.save_routings([routing], now=now))[0]
+
+    async def save_routings(self, routings: Sequence[Routing], *, now: float) -> list[bool]:
+        if not routings:
+            return []
+        for routing in routings:
+            for delivery in routing.deliveries:
+                if delivery.event_id != routing.event_id:
+                    raise StoreError(
+                        f"delivery {delivery.id} belongs to event {delivery.event_id}, "
+                        f"not {routing.event_id}"
+                    )
+        return await self._write(functools.partial(intake.save_routings, routings, now=now))
 
     async def claim_due(
         self,

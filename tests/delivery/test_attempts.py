@@ -195,7 +195,9 @@ def test_success_keeps_the_ticket_reference(config):
 
 
 def test_the_payload_is_parsed_again_only_for_a_provider_that_renders_templates(config):
-    unreadable = replace(claim(), event=replace(claim().event, payload="not json"))
+    event = claim().event
+    assert event is not None
+    unreadable = replace(claim(), event=replace(event, payload="not json"))
     job = prepare(unreadable, config=config, now=NOW)  # a helpdesk adapter's job
     assert isinstance(job, Job) and job.context == {} and job.event_id == "evt_1"
     with pytest.raises(ValueError):
@@ -203,3 +205,13 @@ def test_the_payload_is_parsed_again_only_for_a_provider_that_renders_templates(
     job = prepare(claim(), config=config, now=NOW, with_context=True)
     assert isinstance(job, Job) and job.context["body"] == {"id": 7}
     assert job.context["rule"] == {"name": "order"}
+
+
+def test_a_claim_without_its_event_is_tried_again_where_the_event_is_needed(config):
+    # its provider came to render its request by a reload after the claim (claim_due loads
+    # the event only for such providers)
+    bare = replace(claim(), event=None)
+    job = prepare(bare, config=config, now=NOW)
+    assert isinstance(job, Job) and job.event_id == "evt_1"
+    outcome = prepare(bare, config=config, now=NOW, with_context=True)
+    assert isinstance(outcome, Outcome) and outcome.kind is OutcomeKind.RETRYABLE

@@ -8,12 +8,14 @@ import json
 import logging
 import os
 from dataclasses import replace
+from pathlib import Path
 from typing import Literal
 
 import httpx
 import respx
 
 from bridge.delivery.worker import BUSY_SLICE, Worker
+from bridge.exceptions import StoreError
 from bridge.records import DeliveryStatus, EventStatus, HoldState
 from bridge.service import load_service
 from bridge.store import open_store
@@ -203,42 +205,61 @@ def test_a_pause_and_an_open_circuit_are_logged_with_the_delivery_that_caused_th
     assert "3 retryable failures in a row" in record.getMessage()
 
 
-def test_the_routings_of_claimed_events_are_saved_together(tmp_path, monkeypatch):
-    """A round's routings go to the store at once, so they share the writer's transactions
-    (one commit each made routing wait for every fsync in turn)."""
+def test_the_routings_of_claimed_events_are_saved_in_one_call(tmp_path, monkeypatch):
+    """A round's routings go to the store at once: one transaction, a few statements."""
     monkeypatch.setenv("DESK_TOKEN", "desk-secret-987")
     root = write_tree(tmp_path, CONFIG)
-    in_flight, most = 0, 0
+    batches: list[int] = []
 
     async def go() -> list[EventStatus]:
-        nonlocal in_flight, most
         store = MemoryStore()
-        save = store.save_routing
+        save = store.save_routings
 
-        async def counting(routing, *, now):
-            nonlocal in_flight, most
-            in_flight += 1
-            most = max(most, in_flight)
-            try:
-                await asyncio.sleep(0)  # let the others start before this one ends
-                return await save(routing, now=now)
-            finally:
-                in_flight -= 1
+        async def counting(routings, *, now):
+            batches.append(len(routings))
+            return await save(routings, now=now)
 
-        store.save_routing = counting  # type: ignore[method-assign]
-        await store.open()
-        try:
-            events = [shop_event(i, {"id": i}) for i in range(5)]
-            await store.ingest(events, dedupe_window=60, now=1e9)
-            async with httpx.AsyncClient() as client:
-                service = load_service(root / "rules", root / "templates", os.environ, client)
-                assert await Worker(service=service, store=store).route_pending()
-            return [(await store.get_event(e.id)).event.status for e in events]
-        finally:
-            await store.close()
+        store.save_routings = counting  # type: ignore[method-assign]
+        return await _route_five(store, root)
 
     assert asyncio.run(go()) == [EventStatus.ACCEPTED] * 5  # routed, deliveries pending
-    assert most == 5
+    assert batches == [5]
+
+
+def test_a_batch_the_store_refuses_is_saved_one_routing_at_a_time(tmp_path, monkeypatch):
+    monkeypatch.setenv("DESK_TOKEN", "desk-secret-987")
+    root = write_tree(tmp_path, CONFIG)
+    batches: list[int] = []
+
+    async def go() -> list[EventStatus]:
+        store = MemoryStore()
+        save = store.save_routings
+
+        async def refusing_more_than_one(routings, *, now):
+            batches.append(len(routings))
+            if len(routings) > 1:
+                raise StoreError("one of them is refused")
+            return await save(routings, now=now)
+
+        store.save_routings = refusing_more_than_one  # type: ignore[method-assign]
+        return await _route_five(store, root)
+
+    assert asyncio.run(go()) == [EventStatus.ACCEPTED] * 5
+    assert batches == [5, 1, 1, 1, 1, 1]
+
+
+async def _route_five(store: MemoryStore, root: Path) -> list[EventStatus]:
+    """Five events stored, one round of routing; their statuses after it."""
+    await store.open()
+    try:
+        events = [shop_event(i, {"id": i}) for i in range(5)]
+        await store.ingest(events, dedupe_window=60, now=1e9)
+        async with httpx.AsyncClient() as client:
+            service = load_service(root / "rules", root / "templates", os.environ, client)
+            assert await Worker(service=service, store=store).route_pending()
+        return [(await store.get_event(e.id)).event.status for e in events]
+    finally:
+        await store.close()
 
 
 LOGGED = {

@@ -7,8 +7,18 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import pytest
+
 from bridge.config import RateLimit
-from bridge.records import DeliveryStatus, EventStatus, HoldState, ProviderHold, Routing
+from bridge.exceptions import StoreError
+from bridge.records import (
+    DeliveryStatus,
+    EventStatus,
+    HoldState,
+    NewDelivery,
+    ProviderHold,
+    Routing,
+)
 from bridge.store.base import Store
 
 from .conftest import DAY, T0, Run, make_delivery, make_event, result_for
@@ -298,6 +308,50 @@ def test_a_worker_whose_routing_lease_ran_out_does_not_route_the_event_twice(
     replay = dataclasses.replace(routing(1), only_if_unrouted=False, supersede_dead=True)
     assert run(store.save_routing(replay, now=T0 + 9)) is True
     assert len(run(store.get_event(event_id)).deliveries) == 2
+
+
+def test_routings_saved_as_a_batch_are_each_what_save_routing_makes(
+    run: Run[Any], store: Store
+) -> None:
+    first, routed, keyed = (ingest_one(run, store, received_at=T0 + i) for i in range(3))
+    route(run, store, routed, [make_delivery(routed)])
+
+    def routing(event_id: str, *deliveries: NewDelivery) -> Routing:
+        return Routing(
+            event_id=event_id,
+            matched_rules=("rule-1",) if deliveries else (),
+            trace=[],
+            deliveries=list(deliveries),
+            only_if_unrouted=True,
+        )
+
+    # the one routed before is left as it is; an unmatched event is in the batch too
+    batch = [
+        routing(first),
+        routing(routed, make_delivery(routed)),
+        routing(keyed, make_delivery(keyed, correlate="k"), make_delivery(keyed, correlate="k")),
+    ]
+    assert run(store.save_routings(batch, now=T0 + 5)) == [True, False, True]
+
+    details = {e: run(store.get_event(e)) for e in (first, routed, keyed)}
+    assert details[first].event.status is EventStatus.UNMATCHED
+    assert len(details[routed].deliveries) == 1
+    statuses = [d.status for d in details[keyed].deliveries]
+    assert statuses == [DeliveryStatus.PENDING, DeliveryStatus.WAITING]  # one key's queue
+    assert details[keyed].event.routed_at == T0 + 5
+
+
+def test_a_batch_of_routings_with_an_unknown_event_stores_none_of_them(
+    run: Run[Any], store: Store
+) -> None:
+    event_id = ingest_one(run, store)
+    batch = [
+        Routing(event_id=e, matched_rules=(), trace=[], deliveries=[], only_if_unrouted=True)
+        for e in (event_id, "evt_unknown")
+    ]
+    with pytest.raises(StoreError, match="evt_unknown"):
+        run(store.save_routings(batch, now=T0))
+    assert run(store.get_event(event_id)).event.routed_at is None
 
 
 def test_a_dedupe_key_with_a_nul_character_is_stored_and_dedupes(

@@ -53,7 +53,7 @@ PLANS: dict[str, set[str]] = {
     "claim_unrouted": {"events_unrouted", "events.id"},
     "moved_keys": {"tickets.key"},
     "lock_keys": set(),
-    "event_to_route": {"events.id"},
+    "events_to_route": {"events.id"},
     "supersede_dead": {"deliveries_by_event"},
     "latest_fold": {"deliveries_folds"},
     "join_fold": {"deliveries.id"},
@@ -239,7 +239,7 @@ def samples(rows: Any) -> dict[str, dict[str, Any]]:
         "claim_unrouted": {"now": NOW, "limit": 64, "until": NOW + 60},
         "moved_keys": keys,
         "lock_keys": {"names": ["vambe|key-1", "vambe|key-2"]},
-        "event_to_route": {"id": unrouted["id"]},
+        "events_to_route": {"ids": [unrouted["id"]]},
         "supersede_dead": {"event_id": unrouted["id"]},
         "latest_fold": {**key, "rule": "fold"},
         "join_fold": {
