@@ -98,12 +98,31 @@ class CompiledExpression:
             raise _render_error(exc, self.name, self.template.filename) from None
 
 
+_DICT_NAMES = frozenset(dir(dict))
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox, with a short way through the lookup templates make most:
+    `body.data.object.amount`, a key of a parsed body. Jinja tries the attribute first and
+    reads the key only after getattr has raised; a dict has no attributes but its methods
+    (dir(dict)), so for any other name the key is the answer, as Jinja would find it, and
+    is read at once (the raise was a sixth of the routing step's Python, py-spy)."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict and attribute not in _DICT_NAMES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                return self.undefined(obj=obj, name=attribute)
+        return super().getattr(obj, attribute)
+
+
 class Templates:
     """The one sandboxed environment, loading files from `directory`."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self._env = ImmutableSandboxedEnvironment(
+        self._env = _Sandbox(
             loader=FileSystemLoader(directory),
             undefined=StrictUndefined,
             autoescape=False,

@@ -6,6 +6,9 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from jinja2 import StrictUndefined, Undefined
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from bridge.config.model import Config, Defaults, DocPath, Location
 from bridge.exceptions import Problem, RenderError
@@ -152,6 +155,36 @@ def test_reaching_python_internals_is_a_security_error(templates: Templates, sou
         render(templates, source, {"body": {"name": "x"}})
     assert caught.value.message.startswith("SecurityError: access to attribute '__")
     assert caught.value.message.endswith("is unsafe.")
+
+
+_KEYS = st.one_of(
+    st.sampled_from(["items", "keys", "get", "copy", "__class__", "__len__", "id", "data"]),
+    st.text(st.characters(categories=("L", "N"), include_characters="_"), min_size=1),
+)
+
+
+@given(
+    st.dictionaries(_KEYS, st.one_of(st.integers(), st.text(), st.none()), max_size=4),
+    _KEYS,
+)
+def test_a_dict_key_is_read_as_stock_jinjas_sandbox_reads_it(
+    body: dict[str, Any], key: str
+) -> None:
+    """The sandbox's short way to a dict's keys gives what Jinja's own lookup gives: the
+    key, a method of dict (not the key) where the name is one, undefined, or refused."""
+    stock = ImmutableSandboxedEnvironment(undefined=StrictUndefined)
+    ours = Templates(Path("."))._env
+
+    def looked_up(env: Any) -> tuple[str, Any]:
+        try:
+            value = env.getattr(body, key)
+        except SecurityError:
+            return ("refused", None)
+        if isinstance(value, Undefined):
+            return ("undefined", None)
+        return ("method", getattr(value, "__name__", None)) if callable(value) else ("value", value)
+
+    assert looked_up(ours) == looked_up(stock)
 
 
 def test_payload_cannot_be_modified(templates: Templates) -> None:
