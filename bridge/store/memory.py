@@ -14,8 +14,6 @@ import time
 from typing import TypeVar
 
 from bridge.exceptions import StoreError, StoreUnavailable
-from bridge.records import IngestResult
-from bridge.store.intake import Arrival
 from bridge.store.schema import apply_migrations, load_migrations
 from bridge.store.sqlite import drive
 from bridge.store.sqlite_connection import map_error
@@ -23,6 +21,8 @@ from bridge.store.store import SQLStore
 from bridge.store.writer import Batch, Write
 
 T = TypeVar("T")
+I = TypeVar("I")  # noqa: E741 (a Batch's item)
+R = TypeVar("R")  # an item's result
 
 
 class MemoryStore(SQLStore):
@@ -61,7 +61,7 @@ class MemoryStore(SQLStore):
         connection.commit()
         return value
 
-    async def _ingest(self, batch: Batch[Arrival, IngestResult]) -> list[IngestResult]:
+    async def _batch(self, batch: Batch[I, R]) -> list[R]:
         return await self._write(batch)
 
     _read = _write

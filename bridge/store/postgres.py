@@ -32,8 +32,6 @@ import psycopg
 import psycopg_pool
 
 from bridge.exceptions import StoreError, StoreUnavailable
-from bridge.records import IngestResult
-from bridge.store.intake import Arrival
 from bridge.store.postgres_connection import (
     Connection,
     Credentials,
@@ -51,6 +49,8 @@ from bridge.store.store import SQLStore
 from bridge.store.writer import Batch, GroupCommitWriter, Outcome, Write, failed
 
 T = TypeVar("T")
+I = TypeVar("I")  # noqa: E741 (a Batch's item)
+R = TypeVar("R")  # an item's result
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +250,7 @@ class PostgresStore(SQLStore):
         except psycopg.Error as exc:
             raise_mapped(exc, self._credentials)
 
-    async def _ingest(self, batch: Batch[Arrival, IngestResult]) -> list[IngestResult]:
+    async def _batch(self, batch: Batch[I, R]) -> list[R]:
         if self._writer is None:
             raise StoreUnavailable("the store is not open")
         return await self._writer.run(batch)

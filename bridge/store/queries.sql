@@ -364,6 +364,13 @@ SELECT seq, event_id, event_received_at, rule, provider, correlate FROM deliveri
 WHERE id = :id AND lease_token = :token AND status = 'in_flight'
 {for_update}
 
+-- The listed deliveries as finish_attempts checks them (in flight, with the claim's token):
+-- by id alone (a status beside the list could lead PostgreSQL's generic plan into a whole
+-- queue's index; see settle_queued), locked in id order.
+-- name: held_deliveries
+SELECT id, status, lease_token, seq, event_id, event_received_at FROM deliveries
+WHERE id {in_list:ids} ORDER BY id {for_update}
+
 -- name: insert_attempt
 INSERT INTO attempts ({attempt_columns})
 VALUES (:delivery_id, :number, :started_at, :duration, :outcome, :status_code, :error,

@@ -26,12 +26,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
+from bridge.exceptions import StoreError
 from bridge.ids import new_id
 from bridge.records import AttemptResult, Claim, DeliveryStatus, FallBack
 from bridge.store.pacing import hold_provider
 from bridge.store.rows import ReadRow, attempt_params, dumps, dumps_optional
-from bridge.store.steps import Step, execute, first, rows
+from bridge.store.steps import Step, execute, first, many, rows
 from bridge.tickets import sent_elsewhere
 
 MOVE_CHUNK = 500  # deliveries of a held provider moved to its fallback in one transaction
@@ -59,12 +62,108 @@ def recompute_event_statuses(event_ids: Iterable[str]) -> Step[None]:
         yield from execute("recompute_event_status", event_id=event_id)
 
 
+@dataclass(frozen=True)
+class Finish:
+    """One attempt's end to store (finish_attempt's arguments)."""
+
+    claim: Claim
+    result: AttemptResult
+    now: float
+
+    @property
+    def common(self) -> bool:
+        """Done, skipped or to be tried again, holding no provider and moving nothing: the
+        end nearly every attempt has, which finish_attempts writes for many at once."""
+        result = self.result
+        return (
+            result.hold is None
+            and result.fallback is None
+            and result.status is not DeliveryStatus.DEAD
+        )
+
+
+def finish_attempts(finishes: Sequence[Finish]) -> Step[list[bool]]:
+    """finish_attempt of common ends (Finish.common) that came together (the group-commit
+    writer merges them), each answer as finish_attempt's: one statement of each kind for
+    all of them. Locks in the one order: keys, delivery rows, event rows."""
+    if not all(finish.common for finish in finishes):
+        raise StoreError("finish_attempts takes common ends only")
+    yield from lock_keys(
+        (f.claim.delivery.provider, f.claim.delivery.correlate)
+        for f in finishes
+        if f.claim.delivery.correlate is not None
+    )
+    found = yield from rows("held_deliveries", ids=[f.claim.delivery.id for f in finishes])
+    held = {row["id"]: row for row in found if row["status"] == DeliveryStatus.IN_FLIGHT.value}
+    mine = [
+        f
+        for f in finishes
+        if f.claim.delivery.id in held
+        and held[f.claim.delivery.id]["lease_token"] == f.claim.lease_token
+    ]
+    yield from _finish_common(mine)
+    yield from recompute_event_statuses(held[f.claim.delivery.id]["event_id"] for f in mine)
+    kept = {f.claim.delivery.id for f in mine}
+    return [finish.claim.delivery.id in kept for finish in finishes]
+
+
+def _finish_common(finishes: Sequence[Finish]) -> Step[None]:
+    """What finish_attempt writes for a common end, for each of `finishes` (held by them)."""
+    done, skipped = DeliveryStatus.DONE, DeliveryStatus.SKIPPED
+    yield from many(
+        "insert_attempt",
+        [attempt_params(f.result.attempt, delivery_id=f.claim.delivery.id) for f in finishes],
+    )
+    yield from many("finish_delivery", [_finished(f) for f in finishes])
+    keyed = [f for f in finishes if f.claim.delivery.correlate is not None]
+    yield from many(
+        "upsert_ticket",
+        [
+            {
+                "provider": f.claim.delivery.provider,
+                "correlate": f.claim.delivery.correlate,
+                "ticket_ref": dumps_optional(f.result.ticket_ref),
+                "open": f.result.ticket_open,
+                "now": f.now,
+            }
+            for f in keyed
+            if f.result.status is done
+            and (f.result.ticket_ref is not None or f.result.ticket_open is not None)
+        ],
+    )
+    yield from many(
+        "release_next",
+        [
+            {
+                "provider": f.claim.delivery.provider,
+                "correlate": f.claim.delivery.correlate,
+                "now": f.now,
+            }
+            for f in keyed
+            if f.result.status in (done, skipped)
+        ],
+    )
+
+
+def _finished(finish: Finish) -> dict[str, Any]:
+    """finish_delivery's parameters for `finish`."""
+    result = finish.result
+    next_attempt_at = None
+    if result.status is DeliveryStatus.PENDING:
+        next_attempt_at = finish.now if result.next_attempt_at is None else result.next_attempt_at
+    return {
+        "id": finish.claim.delivery.id,
+        "spent": int(result.spends_try),
+        "status": result.status.value,
+        "next_attempt_at": next_attempt_at,
+        "last_error": result.last_error,
+        "ticket_ref": dumps_optional(result.ticket_ref),
+    }
+
+
 def finish_attempt(claim: Claim, result: AttemptResult, *, now: float) -> Step[bool]:
     delivery_id = claim.delivery.id
     status = result.status
-    next_attempt_at = None
-    if status is DeliveryStatus.PENDING:
-        next_attempt_at = now if result.next_attempt_at is None else result.next_attempt_at
     ticket_ref = dumps_optional(result.ticket_ref)
     provider, correlate = claim.delivery.provider, claim.delivery.correlate  # never changes
     fallback = result.fallback
@@ -78,15 +177,7 @@ def finish_attempt(claim: Claim, result: AttemptResult, *, now: float) -> Step[b
     if result.hold is not None:
         yield from hold_provider(result.hold)
     yield from execute("insert_attempt", **attempt_params(result.attempt, delivery_id=delivery_id))
-    yield from execute(
-        "finish_delivery",
-        id=delivery_id,
-        spent=int(result.spends_try),
-        status=status.value,
-        next_attempt_at=next_attempt_at,
-        last_error=result.last_error,
-        ticket_ref=ticket_ref,
-    )
+    yield from execute("finish_delivery", **_finished(Finish(claim, result, now)))
     events = {held["event_id"]}
     # where it stands in its key's queue: what comes after it follows it, or dies with it
     place = {

@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from bridge.exceptions import StoreError, StoreUnavailable
-from bridge.records import IngestResult
-from bridge.store.intake import Arrival
+from bridge.store import intake
 from bridge.store.schema import apply_migrations, load_migrations
 from bridge.store.sqlite_connection import (
     SYNCHRONOUS_MODES,
@@ -39,6 +38,8 @@ from bridge.store.store import SQLStore
 from bridge.store.writer import Batch, GroupCommitWriter, Outcome, Write, failed
 
 T = TypeVar("T")
+I = TypeVar("I")  # noqa: E741 (a Batch's item)
+R = TypeVar("R")  # an item's result
 
 DEFAULT_MAX_BATCH = 512
 _SQL = STATEMENTS["sqlite"]
@@ -182,7 +183,7 @@ class SQLiteStore(SQLStore):
             raise StoreUnavailable("the store is not open")
         return await self._writer.run(write)
 
-    async def _ingest(self, batch: Batch[Arrival, IngestResult]) -> list[IngestResult]:
+    async def _batch(self, batch: Batch[I, R]) -> list[R]:
         if self._writer is None:
             raise StoreUnavailable("the store is not open")
         return await self._writer.run(batch)
@@ -203,7 +204,7 @@ async def _commit_on(
     batch: Sequence[Write[Any]],
 ) -> list[Outcome]:
     loop = asyncio.get_running_loop()
-    if not all(isinstance(write, Batch) for write in batch):
+    if not all(isinstance(write, Batch) and write.step is intake.ingest for write in batch):
         return await loop.run_in_executor(pool, _commit, connection, batch)
     # A batch of ingests only: the commit's fsync stays on the writer thread, but the inserts,
     # a few tens of microseconds each and never waiting, run here on the loop. Run on the

@@ -1,7 +1,8 @@
 """SQLStore: the Store written once over steps; a driver (sqlite.py, postgres.py) says only
-how a step runs: `_write` (a transaction; on SQLite the group-commit writer's), `_ingest`
-(a Batch of events, on the group-commit writer), `_read` (one statement, or one snapshot on
-SQLite) and `_snapshot` (several reads on one snapshot).
+how a step runs: `_write` (a transaction; on SQLite the group-commit writer's), `_batch`
+(a Batch, merged on the group-commit writer with others of its step: ingests, finishes),
+`_read` (one statement, or one snapshot on SQLite) and `_snapshot` (several reads on one
+snapshot).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from bridge.store.steps import execute
 from bridge.store.writer import Batch, Write
 
 T = TypeVar("T")
+I = TypeVar("I")  # noqa: E741 (a Batch's item)
+R = TypeVar("R")  # an item's result
 
 PURGE_CHUNK = 500  # rows per purge transaction, so that ingests interleave with a big purge
 
@@ -47,7 +50,9 @@ class SQLStore(Store):
     async def _write(self, write: Write[T]) -> T: ...
 
     @abc.abstractmethod
-    async def _ingest(self, batch: Batch[Arrival, IngestResult]) -> list[IngestResult]: ...
+    async def _batch(self, batch: Batch[I, R]) -> list[R]:
+        """Run a Batch on the group-commit writer, merged with the Batches of its step
+        queued meanwhile: ingests, common finishes."""
 
     @abc.abstractmethod
     async def _read(self, write: Write[T]) -> T: ...
@@ -69,7 +74,7 @@ class SQLStore(Store):
         if not events:
             return []
         arrivals = [Arrival(event_params(event), dedupe_window, now) for event in events]
-        return await self._ingest(Batch(intake.ingest, arrivals))
+        return await self._batch(Batch(intake.ingest, arrivals))
 
     async def claim_unrouted(self, *, now: float, limit: int, lease: float) -> list[StoredEvent]:
         if limit <= 0:
@@ -125,6 +130,9 @@ class SQLStore(Store):
             )
         if result.status in (DeliveryStatus.IN_FLIGHT, DeliveryStatus.WAITING):
             raise StoreError(f"an attempt cannot end with the delivery {result.status.value}")
+        finish = queues.Finish(claim, result, now)
+        if finish.common:  # with the others that ended meanwhile, for a few statements
+            return (await self._batch(Batch(queues.finish_attempts, [finish])))[0]
         return await self._write(functools.partial(queues.finish_attempt, claim, result, now=now))
 
     async def next_wakeup(self, *, now: float, skip: Sequence[str] = ()) -> float | None:

@@ -4,6 +4,7 @@ alive, attempts that spend no retry budget, and retention of bodies and dedupe k
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from typing import Any
 
@@ -339,6 +340,44 @@ def test_routings_saved_as_a_batch_are_each_what_save_routing_makes(
     statuses = [d.status for d in details[keyed].deliveries]
     assert statuses == [DeliveryStatus.PENDING, DeliveryStatus.WAITING]  # one key's queue
     assert details[keyed].event.routed_at == T0 + 5
+
+
+def test_attempts_finished_together_are_each_kept_as_alone(run: Run[Any], store: Store) -> None:
+    """Concurrent finishes (merged into one step where the store has a group-commit writer):
+    each answer and each write as a finish alone, a lost lease included."""
+    events = [ingest_one(run, store, received_at=T0 + i) for i in range(3)]
+    for event_id in events:
+        route(run, store, event_id, [make_delivery(event_id, correlate=f"k-{event_id}")])
+    first, lost, retried = run(store.claim_due(now=T0, limit=10, lease=30))
+    stale = dataclasses.replace(lost, lease_token="another worker's token")
+
+    async def together() -> list[bool]:
+        return list(
+            await asyncio.gather(
+                store.finish_attempt(
+                    first,
+                    result_for(first, DeliveryStatus.DONE, ticket_ref={"id": "T-1"}),
+                    now=T0 + 1,
+                ),
+                store.finish_attempt(stale, result_for(lost, DeliveryStatus.DONE), now=T0 + 1),
+                store.finish_attempt(
+                    retried,
+                    result_for(retried, DeliveryStatus.PENDING, next_attempt_at=T0 + 60),
+                    now=T0 + 1,
+                ),
+            )
+        )
+
+    assert run(together()) == [True, False, True]
+    done, still, waiting = (run(store.get_event(e)) for e in events)
+    assert done.event.status is EventStatus.DONE
+    assert dict(done.deliveries[0].ticket_ref or {}) == {"id": "T-1"}
+    assert len(done.deliveries[0].attempt_log) == 1
+    assert still.deliveries[0].status is DeliveryStatus.IN_FLIGHT  # its lease is not theirs
+    assert still.deliveries[0].attempt_log == ()
+    assert waiting.deliveries[0].status is DeliveryStatus.PENDING
+    assert waiting.deliveries[0].next_attempt_at == T0 + 60
+    assert waiting.event.status is EventStatus.ACCEPTED
 
 
 def test_a_batch_of_routings_with_an_unknown_event_stores_none_of_them(

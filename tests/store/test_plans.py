@@ -72,6 +72,7 @@ PLANS: dict[str, set[str]] = {
     "next_wakeup": {"deliveries_claim", "deliveries_pending_due", "deliveries_leases", *MAY_GO},
     # finishing an attempt
     "held_delivery": {"deliveries.id"},
+    "held_deliveries": {"deliveries.id"},
     "finish_delivery": {"deliveries.id"},
     "upsert_ticket": {"tickets.key"},
     "key_head": {KEY_QUEUE},
@@ -267,6 +268,7 @@ def samples(rows: Any) -> dict[str, dict[str, Any]]:
         "extend_lease": {"id": flying["id"], "token": "token", "until": NOW + 60},
         "next_wakeup": {"now": NOW, "skip": ["glassix"]},
         "held_delivery": {"id": flying["id"], "token": "token"},
+        "held_deliveries": {"ids": [flying["id"], head["id"]]},
         "finish_delivery": {
             "id": flying["id"],
             "spent": 1,

@@ -60,6 +60,11 @@ class CommitGate:
                 gate.threads.append(threading.current_thread().name)
                 return super().execute(sql, *args)
 
+            def executemany(self, sql: str, *args: Any) -> sqlite3.Cursor:
+                gate.statements.append(sql)
+                gate.threads.append(threading.current_thread().name)
+                return super().executemany(sql, *args)
+
             def commit(self) -> None:
                 with gate._lock:
                     failure, gate.fail_next = gate.fail_next, None
@@ -252,6 +257,47 @@ def test_ingests_queued_together_share_one_step_and_see_each_others_keys(
             [IngestResult(event_id=other.id, duplicate=False)],
         ]
         assert await gated_store.get_event(again.id) is None
+
+    run(main())
+
+
+def test_finishes_queued_together_share_one_step_on_the_writer_thread(
+    run: Run[Any], gated_store: SQLiteStore, gate: CommitGate
+) -> None:
+    async def main() -> None:
+        events = [make_event(received_at=T0 + i) for i in range(4)]
+        await gated_store.ingest(events, dedupe_window=WINDOW, now=T0)
+        for event in events:
+            routing = Routing(
+                event_id=event.id,
+                matched_rules=("r",),
+                trace=[],
+                deliveries=[make_delivery(event.id, correlate=f"k-{event.id}")],
+            )
+            await gated_store.save_routing(routing, now=T0)
+        blocking, *claims = await gated_store.claim_due(now=T0, limit=10, lease=30)
+        gate.close()
+        done = DeliveryStatus.DONE
+        blocker = asyncio.create_task(
+            gated_store.finish_attempt(blocking, result_for(blocking, done), now=T0 + 1)
+        )
+        await wait_until_blocked(gate)
+        tasks = [
+            asyncio.create_task(gated_store.finish_attempt(c, result_for(c, done), now=T0 + 1))
+            for c in claims
+        ]
+        for _ in range(10):
+            await asyncio.sleep(0)
+        before, mark = gate.commits, len(gate.statements)
+        gate.open.set()
+        assert await asyncio.wait_for(asyncio.gather(*tasks, blocker), BOUND) == [True] * 4
+
+        assert gate.commits - before == 2  # the blocker's, then one for the three
+        ran = list(zip(gate.statements[mark:], gate.threads[mark:], strict=True))
+        assert [sql for sql, _ in ran if sql.startswith("SAVEPOINT")] == ["SAVEPOINT op_0"]
+        # one statement of each kind for the three
+        assert len([sql for sql, _ in ran if sql.startswith("INSERT INTO attempts")]) == 1
+        assert "MainThread" not in {thread for _, thread in ran}  # off the loop
 
     run(main())
 
