@@ -109,13 +109,18 @@ def finish_attempts(finishes: Sequence[Finish]) -> Step[list[bool]]:
 
 def _finish_common(finishes: Sequence[Finish]) -> Step[None]:
     """What finish_attempt writes for a common end, for each of `finishes` (held by them)."""
-    done, skipped = DeliveryStatus.DONE, DeliveryStatus.SKIPPED
     yield from many(
         "insert_attempt",
         [attempt_params(f.result.attempt, delivery_id=f.claim.delivery.id) for f in finishes],
     )
     yield from many("finish_delivery", [_finished(f) for f in finishes])
-    keyed = [f for f in finishes if f.claim.delivery.correlate is not None]
+    yield from _key_moves_on([f for f in finishes if f.claim.delivery.correlate is not None])
+
+
+def _key_moves_on(finishes: Sequence[Finish]) -> Step[None]:
+    """For keyed attempts that did not die: the correlate map learns what a done one says of
+    its ticket, and the next delivery of the key may go after a done or skipped one."""
+    done, skipped = DeliveryStatus.DONE, DeliveryStatus.SKIPPED
     yield from many(
         "upsert_ticket",
         [
@@ -126,7 +131,7 @@ def _finish_common(finishes: Sequence[Finish]) -> Step[None]:
                 "open": f.result.ticket_open,
                 "now": f.now,
             }
-            for f in keyed
+            for f in finishes
             if f.result.status is done
             and (f.result.ticket_ref is not None or f.result.ticket_open is not None)
         ],
@@ -139,7 +144,7 @@ def _finish_common(finishes: Sequence[Finish]) -> Step[None]:
                 "correlate": f.claim.delivery.correlate,
                 "now": f.now,
             }
-            for f in keyed
+            for f in finishes
             if f.result.status in (done, skipped)
         ],
     )
@@ -164,7 +169,7 @@ def _finished(finish: Finish) -> dict[str, Any]:
 def finish_attempt(claim: Claim, result: AttemptResult, *, now: float) -> Step[bool]:
     delivery_id = claim.delivery.id
     status = result.status
-    ticket_ref = dumps_optional(result.ticket_ref)
+    finish = Finish(claim, result, now)
     provider, correlate = claim.delivery.provider, claim.delivery.correlate  # never changes
     fallback = result.fallback
     if correlate is not None:
@@ -177,7 +182,7 @@ def finish_attempt(claim: Claim, result: AttemptResult, *, now: float) -> Step[b
     if result.hold is not None:
         yield from hold_provider(result.hold)
     yield from execute("insert_attempt", **attempt_params(result.attempt, delivery_id=delivery_id))
-    yield from execute("finish_delivery", **_finished(Finish(claim, result, now)))
+    yield from execute("finish_delivery", **_finished(finish))
     events = {held["event_id"]}
     # where it stands in its key's queue: what comes after it follows it, or dies with it
     place = {
@@ -192,20 +197,9 @@ def finish_attempt(claim: Claim, result: AttemptResult, *, now: float) -> Step[b
         moving = yield from rows("movable_from_dead", **place, limit=MOVE_CHUNK)
         events |= yield from move_deliveries(moving, fallback, now=now)
     elif correlate is not None:
-        if status is DeliveryStatus.DONE and (
-            ticket_ref is not None or result.ticket_open is not None
-        ):
-            yield from execute(
-                "upsert_ticket",
-                provider=provider,
-                correlate=correlate,
-                ticket_ref=ticket_ref,
-                open=result.ticket_open,
-                now=now,
-            )
-        if status in (DeliveryStatus.DONE, DeliveryStatus.SKIPPED):
-            yield from execute("release_next", provider=provider, correlate=correlate, now=now)
-        elif status is DeliveryStatus.DEAD:
+        if status is not DeliveryStatus.DEAD:
+            yield from _key_moves_on([finish])
+        else:
             message = (
                 f"not sent: {delivery_id} (rule {held['rule']}), an earlier action for the "
                 f"same ticket, is dead: {result.last_error or 'no reason recorded'}"
