@@ -131,12 +131,15 @@ class Templates:
         )
         self._env.filters.update(FILTERS)
         self._files: dict[str, CompiledTemplate] = {}
-        # the code (and reads) of each template string compiled so far: rules repeat the same
-        # templates ("{{ body.id }}"), and compiling one costs a couple of milliseconds
-        self._codes: dict[str, tuple[Any, tuple[NameRead, ...]]] = {}
+        # each template string compiled so far, with its reads: rules repeat the same templates
+        # ("{{ body.id }}"), and compiling one costs a couple of milliseconds. The Template is
+        # shared too (it holds no state of a render; a render error is placed by the rule's
+        # name, and found in the traceback by the Template's own filename): each one, with its
+        # globals and functions, is some kilobytes, 7 a rule
+        self._strings: dict[str, tuple[Template, tuple[NameRead, ...]]] = {}
 
     def compile_string(self, source: str, *, name: str) -> CompiledTemplate:
-        compiled = self._codes.get(source)
+        compiled = self._strings.get(source)
         if compiled is None:
             try:
                 ast = self._env.parse(source, name, name)
@@ -144,9 +147,9 @@ class Templates:
             except TemplateSyntaxError as exc:
                 raise TemplateProblem(exc.message or str(exc), line=exc.lineno) from None
             reads = _reads(ast, None) + self._check_references(ast, None, frozenset())
-            compiled = self._codes[source] = (code, reads)
-        code, reads = compiled
-        return CompiledTemplate(name=name, template=self._template(code), reads=reads)
+            compiled = self._strings[source] = (self._template(code), reads)
+        template, reads = compiled
+        return CompiledTemplate(name=name, template=template, reads=reads)
 
     @staticmethod
     def render_plain(source: str) -> str:

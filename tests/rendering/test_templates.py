@@ -448,7 +448,7 @@ def test_a_template_string_compiled_again_keeps_its_own_name_in_errors() -> None
     templates = Templates(Path("/nonexistent"))
     first = templates.compile_string("{{ body.missing }}", name="rules/a.yaml:3 ticket.subject")
     second = templates.compile_string("{{ body.missing }}", name="rules/b.yaml:9 ticket.subject")
-    assert first.template is not second.template
+    assert first.template is second.template  # compiled once, and shared
     with pytest.raises(RenderError) as raised:
         second.render({"body": {}})
     assert raised.value.template == "rules/b.yaml:9 ticket.subject"
