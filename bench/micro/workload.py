@@ -154,7 +154,7 @@ class Backlog:
         self.due += number
 
     async def _save(self, routings: list[Routing], *, now: float) -> list[bool]:
-        return await asyncio.gather(*(self.store.save_routing(r, now=now) for r in routings))
+        return await self.store.save_routings(routings, now=now)  # as Worker.route_pending
 
     def claim(self) -> list[Claim]:
         """One batch, as Worker.claim_and_start asks for it."""

@@ -25,6 +25,7 @@ class Dialect:
     series: str  # a CTE n(i) of 1..{count}
     padded: str  # {prefix} and n.i zero-padded to 9 digits, as text
     columns: str  # the columns of table {table}, in order
+    settle: str  # after history is copied in: what the database would have done over its time
 
 
 DIALECTS = {
@@ -33,6 +34,7 @@ DIALECTS = {
         series="n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {count})",
         padded="printf('{prefix}%09d', n.i)",
         columns="SELECT name FROM pragma_table_info('{table}') ORDER BY cid",
+        settle="",  # the product never runs ANALYZE on SQLite, so neither does its history
     ),
     "PostgreSQL": Dialect(
         name="PostgreSQL",
@@ -42,6 +44,10 @@ DIALECTS = {
             "SELECT column_name FROM information_schema.columns WHERE table_name = '{table}'"
             " AND table_schema = current_schema() ORDER BY ordinal_position"
         ),
+        # a history accumulated over months has been analyzed by autovacuum as it grew; one
+        # copied in a second has not, and plans made on the empty tables' statistics would
+        # be measured instead of the history
+        settle="ANALYZE",
     ),
 }
 
@@ -126,6 +132,10 @@ class Database:
                     f"INSERT INTO {table} ({', '.join(kept)}) "
                     f"SELECT {', '.join(values)} FROM n, (SELECT * FROM {table} LIMIT 1) AS s"
                 )
+        if dialect.settle:
+            with self._connection() as connection:
+                connection.autocommit = True  # PostgreSQL's ANALYZE of every table at once
+                connection.execute(dialect.settle)
 
 
 def sqlite_file(path: Path) -> Database:
