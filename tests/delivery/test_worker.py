@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import httpx
+import pytest
 import respx
 
 from bridge.delivery.worker import BUSY_SLICE, Worker
@@ -205,8 +206,16 @@ def test_a_pause_and_an_open_circuit_are_logged_with_the_delivery_that_caused_th
     assert "3 retryable failures in a row" in record.getMessage()
 
 
-def test_the_routings_of_claimed_events_are_saved_in_one_call(tmp_path, monkeypatch):
-    """A round's routings go to the store at once: one transaction, a few statements."""
+@pytest.mark.parametrize(
+    ("refused", "calls"),
+    [
+        (False, [5]),  # one transaction, a few statements
+        (True, [5, 1, 1, 1, 1, 1]),  # one event the store refuses holds up no other
+    ],
+)
+def test_a_rounds_routings_are_saved_in_one_call_or_else_one_by_one(
+    tmp_path, monkeypatch, refused, calls
+):
     monkeypatch.setenv("DESK_TOKEN", "desk-secret-987")
     root = write_tree(tmp_path, CONFIG)
     batches: list[int] = []
@@ -217,35 +226,15 @@ def test_the_routings_of_claimed_events_are_saved_in_one_call(tmp_path, monkeypa
 
         async def counting(routings, *, now):
             batches.append(len(routings))
+            if refused and len(routings) > 1:
+                raise StoreError("one of them is refused")
             return await save(routings, now=now)
 
         store.save_routings = counting  # type: ignore[method-assign]
         return await _route_five(store, root)
 
     assert asyncio.run(go()) == [EventStatus.ACCEPTED] * 5  # routed, deliveries pending
-    assert batches == [5]
-
-
-def test_a_batch_the_store_refuses_is_saved_one_routing_at_a_time(tmp_path, monkeypatch):
-    monkeypatch.setenv("DESK_TOKEN", "desk-secret-987")
-    root = write_tree(tmp_path, CONFIG)
-    batches: list[int] = []
-
-    async def go() -> list[EventStatus]:
-        store = MemoryStore()
-        save = store.save_routings
-
-        async def refusing_more_than_one(routings, *, now):
-            batches.append(len(routings))
-            if len(routings) > 1:
-                raise StoreError("one of them is refused")
-            return await save(routings, now=now)
-
-        store.save_routings = refusing_more_than_one  # type: ignore[method-assign]
-        return await _route_five(store, root)
-
-    assert asyncio.run(go()) == [EventStatus.ACCEPTED] * 5
-    assert batches == [5, 1, 1, 1, 1, 1]
+    assert batches == calls
 
 
 async def _route_five(store: MemoryStore, root: Path) -> list[EventStatus]:
