@@ -18,11 +18,9 @@ from bridge.store.schema import apply_migrations, load_migrations
 from bridge.store.sqlite import drive
 from bridge.store.sqlite_connection import map_error
 from bridge.store.store import SQLStore
-from bridge.store.writer import Batch, Write
+from bridge.store.writer import Batch, I, R, Write
 
 T = TypeVar("T")
-I = TypeVar("I")  # noqa: E741 (a Batch's item)
-R = TypeVar("R")  # an item's result
 
 
 class MemoryStore(SQLStore):

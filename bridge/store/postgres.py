@@ -46,11 +46,9 @@ from bridge.store.schema import apply_migrations, load_migrations
 from bridge.store.statements import STATEMENTS
 from bridge.store.steps import Query, Request, Result, Step
 from bridge.store.store import SQLStore
-from bridge.store.writer import Batch, GroupCommitWriter, Outcome, Write, failed
+from bridge.store.writer import Batch, GroupCommitWriter, I, Outcome, R, Write, failed
 
 T = TypeVar("T")
-I = TypeVar("I")  # noqa: E741 (a Batch's item)
-R = TypeVar("R")  # an item's result
 
 log = logging.getLogger(__name__)
 

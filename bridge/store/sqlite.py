@@ -35,11 +35,9 @@ from bridge.store.sqlite_connection import (
 from bridge.store.statements import STATEMENTS
 from bridge.store.steps import Query, Request, Result, Step
 from bridge.store.store import SQLStore
-from bridge.store.writer import Batch, GroupCommitWriter, Outcome, Write, failed
+from bridge.store.writer import Batch, GroupCommitWriter, I, Outcome, R, Write, failed
 
 T = TypeVar("T")
-I = TypeVar("I")  # noqa: E741 (a Batch's item)
-R = TypeVar("R")  # an item's result
 
 DEFAULT_MAX_BATCH = 512
 _SQL = STATEMENTS["sqlite"]

@@ -36,11 +36,9 @@ from bridge.store.base import Store
 from bridge.store.intake import Arrival
 from bridge.store.rows import event_params
 from bridge.store.steps import execute
-from bridge.store.writer import Batch, Write
+from bridge.store.writer import Batch, I, R, Write
 
 T = TypeVar("T")
-I = TypeVar("I")  # noqa: E741 (a Batch's item)
-R = TypeVar("R")  # an item's result
 
 PURGE_CHUNK = 500  # rows per purge transaction, so that ingests interleave with a big purge
 

@@ -37,6 +37,7 @@ from bridge.store import intake, open_store, postgres
 from bridge.store.postgres import PostgresStore, drive
 from bridge.store.postgres_connection import Credentials, connect
 from bridge.store.schema import apply_migrations, load_migrations
+from bridge.store.steps import Query
 
 from .conftest import (
     BEFORE_0007,
@@ -406,6 +407,32 @@ def test_stores_opening_at_once_apply_each_migration_once(url: str) -> None:
         (v,) for v in versions
     ]
     assert versions[:3] == [1, 2, 3]
+
+
+def test_a_statement_given_a_list_is_never_prepared_and_the_others_are(url: str) -> None:
+    """psycopg prepares a statement from its fifth run, and PostgreSQL keeps a generic plan;
+    one given a list is planned for its list every time instead (the generic plan of
+    tickets_of_keys read every ticket of a provider)."""
+
+    async def prepared_after_runs() -> list[str]:
+        store = PostgresStore(url, max_connections=1)
+        await store.open()
+        await store.close()
+        connection = await psycopg.AsyncConnection.connect(url, autocommit=True)
+        try:
+            listed = Query("tickets_of_keys", {"providers": ["desk"], "correlates": ["k"]})
+            plain = Query("first_with_key", {"source": "shop", "key": "k"})
+            for _ in range(8):
+                await postgres._execute(connection, listed)
+                await postgres._execute(connection, plain)
+            cursor = await connection.execute("SELECT statement FROM pg_prepared_statements")
+            return [row[0] for row in await cursor.fetchall()]
+        finally:
+            await connection.close()
+
+    statements = asyncio.run(prepared_after_runs())
+    assert any("FROM dedupe" in sql for sql in statements)
+    assert not any("FROM tickets" in sql for sql in statements)
 
 
 def test_migration_7_makes_a_waiting_delivery_with_nothing_before_it_pending(

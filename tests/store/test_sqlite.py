@@ -451,6 +451,38 @@ def test_a_json_body_is_written_once(run: Run[Any], sqlite_store: SQLiteStore) -
     assert run(sqlite_store.get_raw(form_body.id)) == b"n=1"
 
 
+def test_an_events_status_is_written_only_when_it_changes(
+    run: Run[Any], sqlite_store: SQLiteStore
+) -> None:
+    """The events row holds the body: routing an event whose status stays `accepted` does
+    not write it again; the delivery's end, which makes it `done`, does."""
+    [event_id] = [
+        r.event_id for r in run(sqlite_store.ingest([make_event()], dedupe_window=WINDOW, now=T0))
+    ]
+    with raw_connection(sqlite_store.path) as connection:
+        connection.executescript(
+            "CREATE TABLE status_writes (n INTEGER);"
+            "CREATE TRIGGER count_status AFTER UPDATE OF status ON events"
+            " BEGIN INSERT INTO status_writes VALUES (1); END;"
+        )
+
+    def writes() -> int:
+        with raw_connection(sqlite_store.path) as connection:
+            return int(connection.execute("SELECT count(*) FROM status_writes").fetchone()[0])
+
+    routing = Routing(
+        event_id=event_id,
+        matched_rules=("r",),
+        trace=[],
+        deliveries=[make_delivery(event_id, correlate="k")],
+    )
+    run(sqlite_store.save_routing(routing, now=T0))
+    assert writes() == 0
+    [claim] = run(sqlite_store.claim_due(now=T0, limit=10, lease=30))
+    assert run(sqlite_store.finish_attempt(claim, result_for(claim, DeliveryStatus.DONE), now=T0))
+    assert writes() == 1
+
+
 def test_migrations_run_once_and_are_recorded(run: Run[Any], tmp_path: Path) -> None:
     path = tmp_path / "m.db"
 
