@@ -48,6 +48,7 @@ from bridge.views import hold_until
 log = logging.getLogger("bridge.worker")
 
 HOUSEKEEPING_EVERY = 3600.0  # seconds between forgetting expired dedupe keys and old bodies
+STATISTICS_EVERY = 60.0  # seconds between looks at the planner's statistics (autovacuum's nap)
 UNCONFIGURED_ROOM = 8  # deliveries of providers no longer configured, claimed at once (to die)
 FALLBACK_EVERY = 5.0  # seconds between looks for providers held long enough to fall back
 ROUTE_BATCH = 64  # events routed in one step
@@ -81,6 +82,7 @@ class Worker:
         self._between_steps.set()
         self._renew_at = now
         self._housekeep_at = now
+        self._statistics_at = now
         self._fallback_at = now
         self._receiver_quiet: asyncio.Event | None = None
         self.use(service)
@@ -207,6 +209,9 @@ class Worker:
         if now >= self._housekeep_at:
             self._housekeep_at = now + HOUSEKEEPING_EVERY
             await self._housekeep(now)
+        if now >= self._statistics_at:
+            self._statistics_at = now + STATISTICS_EVERY
+            await self._refresh_statistics()
         if now >= self._fallback_at:
             self._fallback_at = now + self._fallback_every
             busy = await self._fall_back_held(now) or busy
@@ -444,6 +449,16 @@ class Worker:
                     "dedupe_keys": counts.dedupe_keys,
                     "bodies": bodies,
                 },
+            )
+
+    async def _refresh_statistics(self) -> None:
+        """Where the database leaves them (PostgreSQL with autovacuum off), refresh the
+        planner's statistics of the tables a burst or a drain changed (bridge.store.statistics)."""
+        tables = await self.store.refresh_statistics()
+        if tables:
+            log.info(
+                f"planner statistics refreshed (autovacuum is off): {', '.join(tables)}",
+                extra={"action": "statistics", "tables": tables},
             )
 
 

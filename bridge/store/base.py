@@ -217,3 +217,9 @@ class Store(abc.ABC):
     async def drop_bodies(self, *, before: float) -> int:
         """Forget the raw bodies of events received before `before` (defaults.keep_bodies);
         how many were dropped."""
+
+    async def refresh_statistics(self) -> list[str]:
+        """Refresh the query planner's statistics of the tables that changed much since they
+        were last refreshed, where the database does not do it itself; the tables refreshed.
+        Only PostgreSQL plans by statistics (and its autovacuum keeps them unless turned off)."""
+        return []

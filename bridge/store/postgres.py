@@ -32,6 +32,7 @@ import psycopg
 import psycopg_pool
 
 from bridge.exceptions import StoreError, StoreUnavailable
+from bridge.store import statistics
 from bridge.store.postgres_connection import (
     Connection,
     Credentials,
@@ -266,6 +267,9 @@ class PostgresStore(SQLStore):
                 return await drive(connection, write())
         except psycopg.Error as exc:
             raise_mapped(exc, self._credentials)
+
+    async def refresh_statistics(self) -> list[str]:
+        return await self._read(statistics.refresh)
 
     async def _snapshot(self, write: Write[T]) -> T:
         """Run the step, several reads, on one snapshot."""

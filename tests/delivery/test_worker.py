@@ -139,6 +139,38 @@ def test_housekeeping_drops_raw_bodies_past_keep_bodies(tmp_path, monkeypatch):
     assert detail.event.payload == '{"id": 1}'  # the parsed body stays
 
 
+def test_the_planners_statistics_are_looked_at_once_a_minute_and_a_refresh_is_logged(
+    tmp_path, caplog
+):
+    root = write_tree(tmp_path, LOGGED)
+    now = [1e9]
+    looks: list[float] = []
+
+    async def go() -> None:
+        store = MemoryStore()
+        await store.open()
+
+        async def refresh() -> list[str]:
+            looks.append(now[0])
+            return ["deliveries", "events"] if len(looks) == 1 else []
+
+        store.refresh_statistics = refresh  # type: ignore[method-assign]
+        async with httpx.AsyncClient() as client:
+            service = load_service(root / "rules", root / "templates", {}, client)
+            worker = Worker(service=service, store=store, clock=lambda: now[0])
+            for at in (1e9, 1e9 + 59, 1e9 + 60, 1e9 + 90):
+                now[0] = at
+                await worker._step()
+        await store.close()
+
+    caplog.set_level(logging.INFO, logger="bridge.worker")
+    asyncio.run(go())
+    assert looks == [1e9, 1e9 + 60]
+    [logged] = [r for r in caplog.records if getattr(r, "action", None) == "statistics"]
+    assert logged.tables == ["deliveries", "events"]
+    assert "deliveries, events" in logged.getMessage()
+
+
 def unmatched(number, payload):
     return replace(shop_event(number, payload), source="elsewhere", raw=b'{"id": 1}')
 

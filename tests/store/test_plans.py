@@ -119,6 +119,7 @@ NOT_PER_EVENT = {
     "purge_events": "housekeeping, in chunks",
     "purge_dedupe": "housekeeping, in chunks",
     "drop_bodies": "housekeeping, in chunks",
+    "stale_statistics": "the worker's look at the planner's statistics, once a minute",
     "ping": "schema_migrations",
     "applied_versions": "schema_migrations",
     "record_migration": "schema_migrations",

@@ -435,6 +435,43 @@ def test_a_statement_given_a_list_is_never_prepared_and_the_others_are(url: str)
     assert not any("FROM tickets" in sql for sql in statements)
 
 
+def test_statistics_autovacuum_leaves_are_refreshed_once_enough_rows_changed(
+    run: Run[Any], url: str
+) -> None:
+    """With autovacuum off (here for the tables, whatever the server's setting), the store
+    analyzes a table once more rows changed than autovacuum's threshold allows (50 on a table
+    never analyzed), and not again until as many change again."""
+
+    async def refreshes() -> tuple[list[str], list[str], list[str]]:
+        async with opened(url) as store:
+            for table in ("events", "deliveries", "attempts", "tickets", "dedupe"):
+                query(url, f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
+            few = await store.refresh_statistics()
+            await store.ingest(
+                [make_event(dedupe_key=f"k-{n}") for n in range(80)], dedupe_window=WINDOW, now=T0
+            )
+            # a server reports a connection's changes within a few seconds (PGSTAT_IDLE_INTERVAL)
+            deadline = asyncio.get_running_loop().time() + 20
+            refreshed: list[str] = []
+            while not refreshed and asyncio.get_running_loop().time() < deadline:
+                refreshed = await store.refresh_statistics()
+                if not refreshed:
+                    await asyncio.sleep(0.2)
+            return few, refreshed, await store.refresh_statistics()
+
+    few, refreshed, again = run(refreshes())
+
+    assert few == []
+    assert refreshed == ["dedupe", "events"]
+    assert again == []
+    analyzed = query(
+        url,
+        "SELECT relname FROM pg_stat_user_tables WHERE schemaname = current_schema()"
+        " AND last_analyze IS NOT NULL ORDER BY relname",
+    )
+    assert analyzed == [("dedupe",), ("events",)]
+
+
 def test_migration_7_makes_a_waiting_delivery_with_nothing_before_it_pending(
     run: Run[Any], url: str
 ) -> None:
