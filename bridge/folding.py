@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bridge.config.model import Fold
-from bridge.tickets import ActionKind, OnMissing
+from bridge.tickets import ActionKind, Direction, Message, OnExisting, OnMissing, TicketAction
 
 MAX_SHOWN = 200  # characters of one changed value in a note's list
 
@@ -44,7 +44,7 @@ class Latest:
     queued_unsent: bool  # pending or waiting, never attempted
     fold_until: float
     folded: Mapping[str, Any] | None  # a note's list (see `note`); None for a window's first
-    action: Mapping[str, Any] | None
+    action: TicketAction | None
 
 
 def step(latest: Latest | None, *, arrived: float, fold: Fold) -> Step:
@@ -55,26 +55,26 @@ def step(latest: Latest | None, *, arrived: float, fold: Fold) -> Step:
 
 
 def started(
-    latest: Latest, action: Mapping[str, Any], *, event_id: str, arrived: float
+    latest: Latest, action: TicketAction, *, event_id: str, arrived: float
 ) -> dict[str, Any]:
     """A new note's list: this one event, compared with what came before it."""
     if latest.folded is not None:
         base = latest.folded["events"][-1]["fields"]
     else:
-        base = fields(latest.action or {})
+        base = fields(latest.action) if latest.action is not None else {}
     return {"base": base, "events": [_entry(action, event_id=event_id, arrived=arrived)]}
 
 
 def joined(
-    folded: Mapping[str, Any], action: Mapping[str, Any], *, event_id: str, arrived: float
+    folded: Mapping[str, Any], action: TicketAction, *, event_id: str, arrived: float
 ) -> dict[str, Any]:
     entry = _entry(action, event_id=event_id, arrived=arrived)
     return {"base": folded["base"], "events": [*folded["events"], entry]}
 
 
-def note(folded: Mapping[str, Any], latest_action: Mapping[str, Any]) -> dict[str, Any]:
-    """The note's action (TicketAction JSON): an add_note on the events' ticket listing them;
-    the latest event's contact, so that a missing ticket can be created from it."""
+def note(folded: Mapping[str, Any], latest_action: TicketAction) -> TicketAction:
+    """The note's action: an add_note on the events' ticket listing them; the latest event's
+    contact, so that a missing ticket can be created from it."""
     events = folded["events"]
     first, last = _time(events[0]["received_at"]), _time(events[-1]["received_at"])
     span = f"at {first}" if first == last else f"from {first} to {last}"
@@ -85,43 +85,41 @@ def note(folded: Mapping[str, Any], latest_action: Mapping[str, Any]) -> dict[st
         changes = _changes(before, event["fields"]) or "nothing changed"
         lines.append(f"- {_time(event['received_at'])} {event['event_id']}: {changes}")
         before = event["fields"]
-    creates = latest_action.get("action") == ActionKind.CREATE_TICKET.value
-    out: dict[str, Any] = {
-        "action": ActionKind.ADD_NOTE.value,
-        "provider": latest_action["provider"],
-        "message": {"text": "\n".join(lines), "direction": "note"},
-        "correlate": latest_action.get("correlate"),
-        "on_existing": "update",
-        "on_missing": OnMissing.CREATE.value
-        if creates
-        else latest_action.get("on_missing", "skip"),
-    }
-    if latest_action.get("contact"):
-        out["contact"] = latest_action["contact"]
-    return out
+    creates = latest_action.action is ActionKind.CREATE_TICKET
+    return TicketAction(
+        action=ActionKind.ADD_NOTE,
+        provider=latest_action.provider,
+        contact=latest_action.contact,
+        message=Message(text="\n".join(lines), direction=Direction.NOTE),
+        correlate=latest_action.correlate,
+        on_existing=OnExisting.UPDATE,
+        on_missing=OnMissing.CREATE if creates else latest_action.on_missing,
+    )
 
 
 def folded_event_ids(folded: Mapping[str, Any]) -> list[str]:
     return [event["event_id"] for event in folded["events"]]
 
 
-def fields(action: Mapping[str, Any]) -> dict[str, str]:
+def fields(action: TicketAction) -> dict[str, str]:
     """What of a rendered ticket a reader compares: subject, message, tags, metadata."""
     out: dict[str, str] = {}
-    if action.get("subject") is not None:
-        out["subject"] = str(action["subject"])
-    message = action.get("message")
-    if message:
-        out["message"] = str(message["text"])
-    if action.get("tags"):
-        out["tags"] = ", ".join(action["tags"])
-    for key in ("metadata", "contact_metadata"):
-        for name, value in (action.get(key) or {}).items():
+    if action.subject is not None:
+        out["subject"] = action.subject
+    if action.message is not None:
+        out["message"] = action.message.text
+    if action.tags:
+        out["tags"] = ", ".join(action.tags)
+    for key, values in (
+        ("metadata", action.metadata),
+        ("contact_metadata", action.contact_metadata),
+    ):
+        for name, value in values.items():
             out[f"{key}.{name}"] = str(value)
     return out
 
 
-def _entry(action: Mapping[str, Any], *, event_id: str, arrived: float) -> dict[str, Any]:
+def _entry(action: TicketAction, *, event_id: str, arrived: float) -> dict[str, Any]:
     return {"event_id": event_id, "received_at": arrived, "fields": fields(action)}
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bridge.config.model import Fold
+from bridge.tickets import TicketAction
 
 
 class EventStatus(enum.StrEnum):
@@ -83,7 +84,7 @@ class NewDelivery:
     event_id: str
     rule: str
     provider: str
-    action: Mapping[str, Any] | None  # TicketAction.to_json(); None when rendering failed
+    action: TicketAction | None  # None when rendering failed
     correlate: str | None
     status: DeliveryStatus = DeliveryStatus.PENDING  # DEAD for a render error
     last_error: str | None = None
@@ -123,7 +124,7 @@ class Delivery:
     event_id: str
     rule: str
     provider: str
-    action: Mapping[str, Any] | None
+    action: TicketAction | None  # None when rendering failed
     correlate: str | None
     status: DeliveryStatus
     attempts: int  # attempts made, ever

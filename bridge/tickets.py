@@ -128,11 +128,10 @@ class TicketRef:
         return cls(**{k: (str(v) if v is not None else None) for k, v in data.items()})
 
 
-def sent_elsewhere(action: Mapping[str, Any], *, to: str, why: str | None) -> dict[str, Any]:
-    """`action` (TicketAction JSON) for provider `to` instead: without the first provider's
-    options, creating the ticket there if it is missing (a close of a ticket it never had is
-    skipped), and with a note saying `why` when given."""
-    original = TicketAction.from_json(action)
+def sent_elsewhere(original: TicketAction, *, to: str, why: str | None) -> TicketAction:
+    """`original` for provider `to` instead: without the first provider's options, creating
+    the ticket there if it is missing (a close of a ticket it never had is skipped), and with
+    a note saying `why` when given."""
     message = original.message
     if why is not None:
         note = f"[ticketbridge] {why}"
@@ -142,11 +141,10 @@ def sent_elsewhere(action: Mapping[str, Any], *, to: str, why: str | None) -> di
             else Message(text=note, direction=Direction.NOTE)
         )
     closing = original.action is ActionKind.CLOSE_TICKET
-    moved = replace(
+    return replace(
         original,
         provider=to,
         message=message,
         options={},
         on_missing=OnMissing.SKIP if closing else OnMissing.CREATE,
     )
-    return moved.to_json()

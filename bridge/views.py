@@ -120,7 +120,7 @@ def delivery_json(
         "event_id": delivery.event_id,
         "rule": delivery.rule,
         "provider": delivery.provider,
-        "action": delivery.action,
+        "action": delivery.action.to_json() if delivery.action else None,
         "status": delivery.status.value,
         "attempts": delivery.attempts,
         "next_attempt_at": iso(delivery.next_attempt_at),

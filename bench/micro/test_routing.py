@@ -72,4 +72,4 @@ def test_route_event(
     assert delivery.status is DeliveryStatus.PENDING and delivery.provider == PROVIDER
     assert delivery.correlate == f"bench:{event.id}" and delivery.last_error is None
     assert delivery.action is not None
-    assert delivery.action["subject"] == "Payment pi_3PbenchAAAAAAAAAAAAAAAA"
+    assert delivery.action.subject == "Payment pi_3PbenchAAAAAAAAAAAAAAAA"

@@ -17,7 +17,7 @@ from bridge.delivery.retry import next_attempt_at
 from bridge.providers.base import Job, Outcome, OutcomeKind
 from bridge.records import Attempt, AttemptResult, Claim, DeliveryStatus, HoldState, ProviderHold
 from bridge.rendering.actions import event_context, rule_context
-from bridge.tickets import ActionKind, OnExisting, OnMissing, TicketAction, TicketRef
+from bridge.tickets import ActionKind, OnExisting, OnMissing, TicketRef
 
 INTERRUPTED = "interrupted"  # the outcome logged for an attempt cut short by a shutdown
 
@@ -36,7 +36,7 @@ def prepare(
         )
     if delivery.action is None:
         return Outcome(kind=OutcomeKind.PERMANENT, message="the delivery has no action")
-    action = TicketAction.from_json(delivery.action)
+    action = delivery.action
     if action.action is ActionKind.CREATE_TICKET and claim.ticket_open:
         if action.on_existing is OnExisting.SKIP:
             return Outcome(

@@ -69,7 +69,7 @@ def route_event(
             event_id=event.id,
             rule=r.rule,
             provider=r.provider,
-            action=r.action.to_json() if r.action else None,
+            action=r.action,
             correlate=r.action.correlate if r.action else None,
             status=DeliveryStatus.PENDING if r.action else DeliveryStatus.DEAD,
             last_error=mask(str(r.error), service.config.secrets) if r.error else None,

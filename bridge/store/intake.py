@@ -9,7 +9,6 @@ stores it first.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,9 +18,16 @@ from bridge.config.model import Fold
 from bridge.exceptions import StoreError
 from bridge.records import DeliveryStatus, IngestResult, Routing, StoredEvent
 from bridge.store.queues import lock_keys, recompute_event_statuses, settle_queued
-from bridge.store.rows import delivery_params, dumps, event_from_row, loads_optional
+from bridge.store.rows import (
+    action_from_text,
+    action_text,
+    delivery_params,
+    dumps,
+    event_from_row,
+    loads_optional,
+)
 from bridge.store.steps import Step, execute, first, many, rows
-from bridge.tickets import sent_elsewhere
+from bridge.tickets import TicketAction, sent_elsewhere
 
 
 @dataclass(frozen=True)
@@ -74,27 +80,42 @@ def claim_unrouted(*, now: float, limit: int, lease: float) -> Step[list[StoredE
     return sorted(events, key=lambda event: (event.received_at, event.id))
 
 
-def follow_moved_tickets(deliveries: list[dict[str, Any]]) -> Step[None]:
+@dataclass
+class Planned:
+    """A delivery of a routing about to be inserted: its row, and its action typed, which
+    following a moved ticket and folding may change (writing it into the row)."""
+
+    row: dict[str, Any]
+    action: TicketAction | None
+
+    def send(self, action: TicketAction) -> None:
+        self.action = action
+        self.row["action"] = action_text(action)
+
+
+def follow_moved_tickets(planned: list[Planned]) -> Step[None]:
     """Deliveries for a key whose ticket a fallback took to another provider go there."""
-    if not deliveries:
+    if not planned:
         return
     found = yield from rows(
         "moved_keys",
-        providers=sorted({d["provider"] for d in deliveries}),
-        correlates=sorted({d["correlate"] for d in deliveries}),
+        providers=sorted({p.row["provider"] for p in planned}),
+        correlates=sorted({p.row["correlate"] for p in planned}),
     )
     moved = {(row["provider"], row["correlate"]): row["moved_to"] for row in found}
-    for d in deliveries:
-        to = moved.get((d["provider"], d["correlate"]))
-        if to is not None and d["action"] is not None:
-            d["provider"] = to
-            d["action"] = dumps(sent_elsewhere(json.loads(d["action"]), to=to, why=None))
+    for p in planned:
+        to = moved.get((p.row["provider"], p.row["correlate"]))
+        if to is not None and p.action is not None:
+            p.row["provider"] = to
+            p.send(sent_elsewhere(p.action, to=to, why=None))
 
 
-def fold(delivery: dict[str, Any], rule_fold: Fold, *, arrived: float, now: float) -> Step[None]:
-    """Storm folding of a new delivery (bridge/folding.py), its key locked: it goes as it is
-    and opens a window, becomes a note held until the window closes, or is skipped into the
-    latest note, which it joins."""
+def fold(
+    delivery: dict[str, Any], action: TicketAction, rule_fold: Fold, *, arrived: float, now: float
+) -> Step[None]:
+    """Storm folding of a new delivery (bridge/folding.py), its row `delivery`, its key
+    locked: it goes as it is and opens a window, becomes a note held until the window closes,
+    or is skipped into the latest note, which it joins."""
     found = yield from first(
         "latest_fold",
         provider=delivery["provider"],
@@ -108,13 +129,12 @@ def fold(delivery: dict[str, Any], rule_fold: Fold, *, arrived: float, now: floa
             queued_unsent=bool(found["queued_unsent"]),
             fold_until=found["fold_until"],
             folded=loads_optional(found["folded"]),
-            action=loads_optional(found["action"]),
+            action=action_from_text(found["action"]),
         )
     step = folding.step(latest, arrived=arrived, fold=rule_fold)
     if latest is None or step is folding.Step.OPEN:
         delivery["fold_until"] = arrived + rule_fold.window
         return
-    action = json.loads(delivery["action"])
     event = {"event_id": delivery["event_id"], "arrived": arrived}
     if step is folding.Step.JOIN:
         assert latest.folded is not None
@@ -124,7 +144,7 @@ def fold(delivery: dict[str, Any], rule_fold: Fold, *, arrived: float, now: floa
     full = len(folded["events"]) >= rule_fold.max
     until = arrived if full else latest.fold_until  # a full note closes the window, and goes
     due = now if full else latest.fold_until
-    note = dumps(folding.note(folded, action))
+    note = action_text(folding.note(folded, action))
     if step is folding.Step.JOIN:
         yield from execute(
             "join_fold", id=latest.id, folded=dumps(folded), action=note, fold_until=until, due=due
@@ -148,12 +168,15 @@ def save_routings(routings: Sequence[Routing], *, now: float) -> Step[list[bool]
     """Each routing's deliveries stored and queued, its event marked routed; False for one
     left out because another router stored its event's routing first (only_if_unrouted).
     A batch takes about as many statements as one routing: the worker routes by the batch."""
-    planned = {r.event_id: [delivery_params(d, now=now) for d in r.deliveries] for r in routings}
+    planned = {
+        r.event_id: [Planned(delivery_params(d, now=now), d.action) for d in r.deliveries]
+        for r in routings
+    }
     if len(planned) != len(routings):
         raise StoreError("two routings of one event in one batch")
-    correlated = [d for ds in planned.values() for d in ds if d["correlate"] is not None]
+    correlated = [p for ps in planned.values() for p in ps if p.row["correlate"] is not None]
     yield from follow_moved_tickets(correlated)
-    yield from lock_keys((d["provider"], d["correlate"]) for d in correlated)
+    yield from lock_keys((p.row["provider"], p.row["correlate"]) for p in correlated)
     found = yield from rows("events_to_route", ids=sorted(planned))
     arrived = {row["id"]: row["received_at"] for row in found}
     routed = {row["id"] for row in found if row["routed_at"] is not None}
@@ -166,11 +189,11 @@ def save_routings(routings: Sequence[Routing], *, now: float) -> Step[list[bool]
         event_id = routing.event_id
         if routing.supersede_dead:
             yield from execute("supersede_dead", event_id=event_id)
-        for new, params in zip(routing.deliveries, planned[event_id], strict=True):
-            foldable = params["correlate"] is not None and new.status is DeliveryStatus.PENDING
-            if new.fold is not None and foldable:
-                yield from fold(params, new.fold, arrived=arrived[event_id], now=now)
-            deliveries.append({**params, "event_received_at": arrived[event_id]})
+        for new, p in zip(routing.deliveries, planned[event_id], strict=True):
+            foldable = p.row["correlate"] is not None and new.status is DeliveryStatus.PENDING
+            if new.fold is not None and foldable and p.action is not None:
+                yield from fold(p.row, p.action, new.fold, arrived=arrived[event_id], now=now)
+            deliveries.append({**p.row, "event_received_at": arrived[event_id]})
     yield from many("insert_delivery", deliveries)
     # the keyed ones take their places in their keys' queues; a waiting one without a key has
     # nothing to wait behind (settled, it is pending)

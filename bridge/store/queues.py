@@ -24,7 +24,6 @@ Locks are taken in one order everywhere, so that transactions do not deadlock: k
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +32,13 @@ from bridge.exceptions import StoreError
 from bridge.ids import new_id
 from bridge.records import AttemptResult, Claim, DeliveryStatus, FallBack
 from bridge.store.pacing import hold_provider
-from bridge.store.rows import ReadRow, attempt_params, dumps, dumps_optional
+from bridge.store.rows import (
+    ReadRow,
+    action_from_text,
+    action_text,
+    attempt_params,
+    dumps_optional,
+)
 from bridge.store.steps import Step, execute, first, many, rows
 from bridge.tickets import sent_elsewhere
 
@@ -233,7 +238,8 @@ def move_deliveries(found: Sequence[ReadRow], fallback: FallBack, *, now: float)
         moved = new_id("dlv")
         message = f"sent to {fallback.to} instead, as {moved}: {fallback.why}"
         yield from execute("cancel_moved", id=row["id"], message=message)
-        action = sent_elsewhere(json.loads(row["action"]), to=fallback.to, why=fallback.why)
+        action = action_from_text(row["action"])
+        assert action is not None  # movable: only deliveries with an action move
         yield from execute(
             "insert_moved",
             id=moved,
@@ -241,7 +247,7 @@ def move_deliveries(found: Sequence[ReadRow], fallback: FallBack, *, now: float)
             event_received_at=row["event_received_at"],
             rule=row["rule"],
             provider=fallback.to,
-            action=dumps(action),
+            action=action_text(sent_elsewhere(action, to=fallback.to, why=fallback.why)),
             correlate=row["correlate"],
             now=now,
             moved_from=row["id"],

@@ -23,6 +23,7 @@ from bridge.records import (
     ProviderHold,
     StoredEvent,
 )
+from bridge.tickets import TicketAction
 
 
 class ReadRow(Protocol):
@@ -82,7 +83,7 @@ def delivery_params(delivery: NewDelivery, *, now: float) -> dict[str, Any]:
         "event_id": delivery.event_id,
         "rule": delivery.rule,
         "provider": delivery.provider,
-        "action": dumps_optional(delivery.action),
+        "action": action_text(delivery.action),
         "correlate": delivery.correlate,
         "status": delivery.status.value,
         "created_at": now,
@@ -126,7 +127,7 @@ def delivery_from_row(row: ReadRow, attempt_log: Sequence[Attempt] = ()) -> Deli
         event_id=row["event_id"],
         rule=row["rule"],
         provider=row["provider"],
-        action=loads_optional(row["action"]),
+        action=action_from_text(row["action"]),
         correlate=row["correlate"],
         status=DeliveryStatus(row["status"]),
         attempts=row["attempts"],
@@ -156,6 +157,15 @@ def hold_from_row(row: ReadRow) -> ProviderHold:
 
 def attempt_from_row(row: ReadRow) -> Attempt:
     return Attempt(**{field.name: row[field.name] for field in dataclasses.fields(Attempt)})
+
+
+def action_text(action: TicketAction | None) -> str | None:
+    """A delivery's action as stored (TicketAction.to_json as JSON text)."""
+    return None if action is None else dumps(action.to_json())
+
+
+def action_from_text(text: str | None) -> TicketAction | None:
+    return None if text is None else TicketAction.from_json(json.loads(text))
 
 
 def loads_optional(text: str | None) -> Any:

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from bridge.ids import new_id
 from bridge.records import Attempt, AttemptResult, DeliveryStatus, NewDelivery, NewEvent, Routing
 from bridge.store import open_store
+from bridge.tickets import ActionKind, TicketAction
 
 WINDOW = 7 * 86_400.0
 
@@ -57,7 +58,9 @@ async def _seed(url: str, *, now: float, minutes: int, provider: str, rule: str)
                     event_id=event_id,
                     rule=rule,
                     provider=provider,
-                    action={"action": "create_ticket", "provider": provider, "subject": "seeded"},
+                    action=TicketAction(
+                        action=ActionKind.CREATE_TICKET, provider=provider, subject="seeded"
+                    ),
                     correlate=None,
                 )
                 routing = Routing(

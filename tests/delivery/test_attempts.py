@@ -15,7 +15,7 @@ from bridge.config import load_config
 from bridge.delivery.attempts import decide, interrupted, prepare
 from bridge.providers.base import Job, Outcome, OutcomeKind, Provider
 from bridge.records import Claim, Delivery, DeliveryStatus, EventStatus, HoldState, StoredEvent
-from bridge.tickets import ActionKind, OnMissing, TicketRef
+from bridge.tickets import ActionKind, OnExisting, OnMissing, TicketAction, TicketRef
 from tests.helpers import write_tree
 
 NOW = 1_700_000_000.0
@@ -70,7 +70,9 @@ def claim(
         event_id="evt_1",
         rule="order",
         provider=provider,
-        action={"action": action, "provider": provider, "on_existing": on_existing},
+        action=TicketAction(
+            action=ActionKind(action), provider=provider, on_existing=OnExisting(on_existing)
+        ),
         correlate="order-7",
         status=DeliveryStatus.IN_FLIGHT,
         attempts=tries,

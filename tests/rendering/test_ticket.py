@@ -476,7 +476,7 @@ def test_vambes_example_phone_reaches_the_provider(tmp_path: Path, phone: object
     delivery = route_phone(tmp_path, phone)
     assert delivery.status is DeliveryStatus.PENDING
     assert delivery.action is not None
-    assert delivery.action["contact"] == {"phone": "+56912345678"}
+    assert delivery.action.contact == Contact(phone="+56912345678")
 
 
 @pytest.mark.parametrize(

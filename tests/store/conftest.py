@@ -30,6 +30,7 @@ from bridge.store.base import Store
 from bridge.store.memory import MemoryStore
 from bridge.store.postgres import PostgresStore
 from bridge.store.sqlite import SQLiteStore
+from bridge.tickets import ActionKind, TicketAction
 
 T = TypeVar("T")
 Run = Callable[[Coroutine[Any, Any, T]], T]
@@ -161,7 +162,7 @@ def make_delivery(
         event_id=event_id,
         rule=rule,
         provider=provider,
-        action={"action": "create_ticket", "provider": provider, "tags": ["a"]},
+        action=TicketAction(action=ActionKind.CREATE_TICKET, provider=provider, tags=("a",)),
         correlate=correlate,
         status=status,
         last_error=last_error,
@@ -203,6 +204,7 @@ def result_for(
 # the schema of 0006): what order-1's first delivery waited behind moved away, and it is still
 # waiting; the next waits behind it; one without a key waits behind nothing. 0007 makes the
 # ones behind nothing pending, and BEFORE_0007_AFTER says what each is then.
+_ACTION = '{"action": "create_ticket", "provider": "vambe"}'  # as stored
 BEFORE_0007 = [
     "INSERT INTO events (id, source, received_at, headers, query, payload, status, routed_at)"
     f" VALUES ('evt_1', 'shop', {T0 + 1}, '{{}}', '{{}}', '{{}}', 'accepted', {T0 + 1}),"
@@ -210,13 +212,13 @@ BEFORE_0007 = [
     f" ('evt_3', 'shop', {T0 + 3}, '{{}}', '{{}}', '{{}}', 'accepted', {T0 + 3})",
     "INSERT INTO deliveries (id, event_id, event_received_at, rule, provider, action, correlate,"
     " status, created_at, queued_at, next_attempt_at)"
-    f" VALUES ('dlv_moved', 'evt_1', {T0 + 1}, 'r', 'vambe', '{{}}', 'order-1', 'cancelled',"
+    f" VALUES ('dlv_moved', 'evt_1', {T0 + 1}, 'r', 'vambe', '{_ACTION}', 'order-1', 'cancelled',"
     f" {T0 + 1}, {T0 + 1}, NULL),"
-    f" ('dlv_left', 'evt_2', {T0 + 2}, 'r', 'vambe', '{{}}', 'order-1', 'waiting',"
+    f" ('dlv_left', 'evt_2', {T0 + 2}, 'r', 'vambe', '{_ACTION}', 'order-1', 'waiting',"
     f" {T0 + 2}, {T0 + 2}, {T0 + 2}),"
-    f" ('dlv_behind', 'evt_3', {T0 + 3}, 'r', 'vambe', '{{}}', 'order-1', 'waiting',"
+    f" ('dlv_behind', 'evt_3', {T0 + 3}, 'r', 'vambe', '{_ACTION}', 'order-1', 'waiting',"
     f" {T0 + 3}, {T0 + 3}, {T0 + 3}),"
-    f" ('dlv_unkeyed', 'evt_3', {T0 + 3}, 'r', 'vambe', '{{}}', NULL, 'waiting',"
+    f" ('dlv_unkeyed', 'evt_3', {T0 + 3}, 'r', 'vambe', '{_ACTION}', NULL, 'waiting',"
     f" {T0 + 3}, {T0 + 3}, {T0 + 3})",
 ]
 BEFORE_0007_AFTER = {

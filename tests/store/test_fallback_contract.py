@@ -9,6 +9,7 @@ from typing import Any
 
 from bridge.records import DeliveryStatus, EventStatus, FallBack, HoldState, ProviderHold
 from bridge.store.base import Store
+from bridge.tickets import OnMissing
 
 from .conftest import T0, Run, make_delivery, result_for
 from .test_contract import ingest_one, route
@@ -44,8 +45,9 @@ def test_a_dead_delivery_moves_with_its_keys_queue_in_order(run: Run[Any], store
     assert all(d.id in (old[d.moved_from].last_error or "") for d in new)
     assert all("sent to spare instead" in (d.last_error or "") for d in old.values())
     action = new[0].action
-    assert action["provider"] == "spare" and action["on_missing"] == "create"
-    assert action["message"]["text"] == "[ticketbridge] vambe did not take it: HTTP 422"
+    assert action is not None and action.message is not None
+    assert action.provider == "spare" and action.on_missing is OnMissing.CREATE
+    assert action.message.text == "[ticketbridge] vambe did not take it: HTTP 422"
     assert old[create].attempts == 1  # its attempt is kept
     assert [run(store.get_event(e)).event.status for e in events] == [EventStatus.ACCEPTED] * 3
 
@@ -73,7 +75,8 @@ def test_later_routings_of_a_moved_key_follow_it(run: Run[Any], store: Store) ->
     by_key = {d.correlate: d for d in deliveries_of(run, store, later)}
     assert by_key["order-1"].provider == "spare"
     assert by_key["order-1"].moved_from is None  # routed there, not moved: no note
-    assert "message" not in by_key["order-1"].action
+    assert by_key["order-1"].action is not None
+    assert by_key["order-1"].action.message is None
     assert by_key["order-1"].status is WAITING  # behind the moved create at the fallback
     assert by_key["order-2"].provider == "vambe"
 

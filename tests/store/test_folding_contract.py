@@ -9,6 +9,7 @@ from typing import Any
 from bridge.config.model import Fold
 from bridge.records import DeliveryStatus, EventStatus
 from bridge.store.base import Store
+from bridge.tickets import ActionKind, TicketAction
 
 from .conftest import T0, Run, make_delivery, result_for
 from .test_contract import ingest_one, route
@@ -24,12 +25,12 @@ def burst(run: Run[Any], store: Store, count: int, fold: Fold, *, start: float =
         event_id = ingest_one(run, store, received_at=at)
         new = dataclasses.replace(
             make_delivery(event_id, correlate="order-1"),
-            action={
-                "action": "create_ticket",
-                "provider": "vambe",
-                "subject": f"Order 1, try {i}",
-                "correlate": "order-1",
-            },
+            action=TicketAction(
+                action=ActionKind.CREATE_TICKET,
+                provider="vambe",
+                subject=f"Order 1, try {i}",
+                correlate="order-1",
+            ),
             fold=fold,
         )
         route(run, store, event_id, [new], now=at)
@@ -51,8 +52,9 @@ def test_a_burst_is_its_first_delivery_and_one_note_held_until_the_window_closes
     assert [run(store.get_event(d.event_id)).event.status for d in rest] == [EventStatus.DONE] * 3
     stored_note = run(store.get_delivery(note.id))
     assert list(stored_note.folded) == [note.event_id, *(d.event_id for d in rest)]
-    assert stored_note.action["action"] == "add_note"
-    text = stored_note.action["message"]["text"]
+    assert stored_note.action is not None and stored_note.action.message is not None
+    assert stored_note.action.action is ActionKind.ADD_NOTE
+    text = stored_note.action.message.text
     assert text.startswith("4 more events for this ticket, folded into one note, from ")
     assert "subject: 'Order 1, try 0' -> 'Order 1, try 1'" in text
     assert "subject: 'Order 1, try 3' -> 'Order 1, try 4'" in text
@@ -75,17 +77,18 @@ def test_a_full_note_goes_at_once_and_the_next_event_opens_a_window(
     assert joined.folded_into == note.id
     stored_note = run(store.get_delivery(note.id))
     assert len(stored_note.folded) == 2 and stored_note.next_attempt_at == T0 + 2
-    assert (after.status, after.folded_into, after.action["action"]) == (
+    assert (after.status, after.folded_into, after.action and after.action.action) == (
         WAITING,
         None,
-        "create_ticket",
+        ActionKind.CREATE_TICKET,
     )  # a delivery of its own: it opened a new window
 
 
 def test_an_event_after_the_window_is_a_delivery_of_its_own(run: Run[Any], store: Store) -> None:
     (first,) = burst(run, store, 1, Fold(window=5, max=50))
     (late,) = burst(run, store, 1, Fold(window=5, max=50), start=5)
-    assert late.folded == () and late.action["action"] == "create_ticket"
+    assert late.folded == () and late.action is not None
+    assert late.action.action is ActionKind.CREATE_TICKET
     assert late.status is WAITING and late.blocked_by == first.id
 
 
