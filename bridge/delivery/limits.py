@@ -14,6 +14,12 @@ from dataclasses import dataclass
 from bridge.config import CircuitBreakerPolicy, ProviderConfig, RateLimit
 
 _EPSILON = 1e-9  # a token short by a rounding error is a whole token
+# A full bucket keeps accruing for a tenth of a token more: a worker that takes its token up
+# to a tenth of an interval late (a sleep that overshot, a routing step before the claim)
+# keeps the time it lost, so the rate holds (bench e2e rate limit: 50/s with burst 1 lost
+# about 1 ms of each 20 ms interval, -5.7%). Never a whole token more than `burst`: no two
+# starts closer than 0.9 of an interval.
+LATENESS_CREDIT = 0.1
 
 
 @dataclass(frozen=True)
@@ -27,11 +33,12 @@ class Bucket:
 
 def refill(bucket: Bucket | None, limit: RateLimit, *, now: float) -> float:
     """The tokens there are at `now`: `per_second` a second since `at`, at most `burst`
-    (a provider never paced before starts with a full bucket)."""
+    whole ones (and LATENESS_CREDIT); a provider never paced before starts with a full
+    bucket."""
     if bucket is None:
         return float(limit.burst)
     gained = max(0.0, now - bucket.at) * limit.per_second
-    return min(float(limit.burst), bucket.tokens + gained)
+    return min(limit.burst + LATENESS_CREDIT, bucket.tokens + gained)
 
 
 def whole(tokens: float) -> int:

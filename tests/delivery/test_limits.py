@@ -36,7 +36,37 @@ def test_a_starved_bucket_says_when_its_next_token_comes():
     assert whole(refill(spent, limit, now=0.01)) == 0
     assert math.isclose(next_token_at(refill(spent, limit, now=0.01), limit, now=0.01), 0.05)
     assert whole(refill(spent, limit, now=0.05)) == 1
-    assert refill(spent, limit, now=100.0) == 1.0  # never more than the burst
+    assert whole(refill(spent, limit, now=100.0)) == 1  # never more than the burst
+
+
+@given(
+    rate=st.floats(min_value=0.5, max_value=200),
+    waits=st.lists(st.floats(min_value=0, max_value=2), min_size=1, max_size=200),
+)
+def test_with_burst_1_no_two_starts_are_closer_than_nine_tenths_of_an_interval(rate, waits):
+    limit = RateLimit(per_second=rate, burst=1)
+    bucket, now, starts = None, 0.0, []
+    for wait in waits:
+        now += wait / rate  # up to two intervals
+        tokens = refill(bucket, limit, now=now)
+        room = whole(tokens)
+        assert room <= 1
+        starts += [now] * room
+        bucket = Bucket(tokens=tokens - room, at=now)
+    gaps = [later - earlier for earlier, later in zip(starts, starts[1:], strict=False)]
+    assert all(gap >= 0.9 / rate - 1e-9 for gap in gaps)
+
+
+def test_a_worker_that_takes_each_token_a_little_late_keeps_the_rate():
+    limit = RateLimit(per_second=50, burst=1)  # a token every 20 ms
+    bucket, now, granted = None, 0.0, 0
+    while now < 10.0:
+        tokens = refill(bucket, limit, now=now)
+        room = whole(tokens)
+        granted += room
+        bucket = Bucket(tokens=tokens - room, at=now)
+        now = next_token_at(tokens - room, limit, now=now) + 0.0015  # woke 1.5 ms late
+    assert granted >= 499  # 500 in 10 s; without the credit, 466 (one in 21.5 ms)
 
 
 def test_a_busy_bucket_grants_its_rate_over_time():
