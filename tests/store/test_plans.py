@@ -344,6 +344,7 @@ ALIASES = {
     "dd": "dedupe",
 }
 NOT_TABLES = {
+    "o",  # oldest_unrouted
     "provider_holds",
     "rate_buckets",
     "json_each",
@@ -424,13 +425,33 @@ class SQLiteExplainer(Explainer):
         return [f"{name} (SQLite) {problem}; its plan:\n{shown}" for problem in found]
 
 
+# The backlog as the planner last saw it at a burst: its events not routed yet, none of its
+# deliveries made (the statistics of a worker starting on a burst, which autovacuum, or
+# bridge.store.statistics, refreshes only once a tenth of each table has changed).
+AT_A_BURST = [
+    "CREATE TEMP TABLE held AS SELECT * FROM deliveries WHERE status IN {unfinished}",
+    "DELETE FROM deliveries WHERE seq IN (SELECT seq FROM held)",
+    "CREATE TEMP TABLE routed AS SELECT id, routed_at FROM events WHERE status = 'accepted'",
+    "UPDATE events SET routed_at = NULL WHERE status = 'accepted'",
+    "ANALYZE",
+    "INSERT INTO deliveries SELECT * FROM held",
+    "UPDATE events AS e SET routed_at = r.routed_at FROM routed AS r WHERE e.id = r.id",
+]
+
+
 class PostgresExplainer(Explainer):
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, analyzed: str) -> None:
+        """`analyzed`: "filled" (statistics of the backlog as it is) or "at a burst"."""
         self.connection = psycopg.connect(url, autocommit=True, row_factory=dict_row)
         with self.connection.transaction():
             for statement in backlog_sql():
                 self.connection.execute(statement.encode())
-        self.connection.execute(b"ANALYZE")
+        if analyzed == "filled":
+            self.connection.execute(b"ANALYZE")
+            return
+        unfinished = "('pending', 'waiting', 'in_flight')"
+        for statement in AT_A_BURST:
+            self.connection.execute(statement.format(unfinished=unfinished).encode())
 
     def rows(self, sql: str) -> list[dict[str, Any]]:
         return self.connection.execute(sql.encode()).fetchall()
@@ -495,7 +516,23 @@ async def _migrated(store: Store) -> None:
     await store.close()
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+# Open: on statistics taken before a burst PostgreSQL believes the partial indexes empty and
+# walks them whole (claims through deliveries_claim_all, leases through deliveries_leases, a
+# key's head through its queue without the key) until the statistics are refreshed, by
+# autovacuum or, where it is off, by the worker (bridge.store.statistics), within a minute.
+AT_A_BURST_IS_OPEN = pytest.mark.xfail(
+    strict=True, reason="plans on statistics from before a burst: open (bench/README.md)"
+)
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        "sqlite",
+        "postgresql",
+        pytest.param("postgresql analyzed at a burst", marks=AT_A_BURST_IS_OPEN),
+    ],
+)
 def explainer(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Explainer]:
@@ -511,7 +548,8 @@ def explainer(
         return
     with scratch_schema() as url:
         asyncio.run(_migrated(PostgresStore(url, max_connections=1)))
-        postgres_explainer = PostgresExplainer(url)
+        analyzed = "at a burst" if request.param.endswith("burst") else "filled"
+        postgres_explainer = PostgresExplainer(url, analyzed=analyzed)
         try:
             yield postgres_explainer
         finally:
