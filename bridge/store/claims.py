@@ -59,15 +59,15 @@ def claim_due(
                 claimed += some
                 if rate is not None and some:
                     yield from save_bucket(provider, tokens=tokens - len(some), now=now)
-        rest = limit - len(claimed)
-        if rest > 0:  # providers not named: ones removed from the configuration since
-            # asked first (usually there are none), so that the claim's planner sees the list
+        if limit > len(claimed):  # providers not named: ones removed from the configuration
+            # since (usually there are none), each claimed as a named one is
             found = yield from rows("unnamed_providers", named=list(per_provider))
-            if found:
-                others = [row["provider"] for row in found]
-                claimed += yield from _claim(
-                    "claim_due_others", **params, limit=rest, providers=others
-                )
+            for provider in (row["provider"] for row in found):
+                rest = limit - len(claimed)
+                if rest > 0:
+                    claimed += yield from _claim(
+                        "claim_due_one", **params, limit=rest, provider=provider
+                    )
     return (yield from _claims(claimed, events_for))
 
 

@@ -9,12 +9,17 @@
 -- Plans. What the worker runs per event reads an index that holds only what it may touch, never
 -- the history of finished deliveries nor the whole queue to find one row (migrations 0007;
 -- tests/store/test_plans.py holds the plans). Partial indexes hold a key's unfinished deliveries
--- (deliveries_key_queue), the claimable ones (deliveries_claim by provider, _claim_all), the
+-- (deliveries_key_queue), the claimable ones (deliveries_claim, by provider), the
 -- pending ones by due time (deliveries_pending_due), the leases (deliveries_leases). A statement
 -- that reads one writes the index's condition in its very words (`status IN {unfinished}`,
 -- `status IN {claimable}`, `status = 'pending'`), even beside a narrower term: SQLite takes a
 -- partial index only for a term written as its WHERE. No index is led by status alone: without
 -- statistics, SQLite took such an index to settle one delivery and walked every queued one.
+-- Conversely, a statement that finds rows by id or seq checks their status in words no
+-- partial index's WHERE follows from ({status_in:...}, or none at all): on statistics taken
+-- before a burst PostgreSQL believes the queue's partial indexes empty, and would walk one
+-- whole rather than look the rows up (test_plans, "analyzed at a burst"). A key's queue is
+-- read by the whole key (deliveries_key_queue is led by the correlate), per key (LATERAL).
 
 -- name: unfinished
 ('pending', 'waiting', 'in_flight')
@@ -30,6 +35,14 @@
 -- leave it first in its queue makes it pending: release_next, settle_head).
 -- name: claimable
 ('pending', 'in_flight')
+
+-- name: pending
+('pending')
+
+-- `status IN {arg}` in words no partial index's WHERE follows from: for a row found by its id
+-- or seq, whose status is checked, not looked up (see "Plans" above).
+-- name: status_in
+coalesce(status IN {{arg}}, false)
 
 -- name: event_columns
 ev.id, ev.source, ev.received_at, ev.headers, ev.query, ev.payload, ev.content_type,
@@ -180,35 +193,40 @@ WHERE id = :event_id
 -- name: lock_keys (postgres)
 SELECT pg_advisory_xact_lock(hashtextextended(name, 0)) FROM unnest(:names::text[]) AS name
 
--- Queued deliveries just added or queued again: waiting while one before them is unfinished.
--- Only a status that changes is written (most new deliveries are pending, as stored).
--- The listed deliveries are found by id alone, in a CTE read first (here and in
--- hold_back_later): with `status IN` beside the list, PostgreSQL's generic plan of the
--- prepared statement, on statistics taken while the queue was short, intersected the ids
--- with the whole queue's index (deliveries_key_queue), a cost that grew with the backlog.
+-- Queued deliveries just added or queued again (rows this transaction wrote and holds):
+-- waiting while one before them is unfinished. Only a status that changes is written (most
+-- new deliveries are pending, as stored). The listed deliveries are found by id, in a CTE
+-- read first, and updated by seq alone (see "Plans" above: no status term that implies a
+-- partial index's WHERE).
 -- name: settle_queued
-WITH listed AS MATERIALIZED (SELECT seq FROM deliveries WHERE id {in_list:ids})
+WITH listed AS MATERIALIZED (
+    SELECT seq FROM deliveries WHERE id {in_list:ids} AND {status_in:queued})
 UPDATE deliveries AS d
 SET status = CASE WHEN {behind_its_key} THEN 'waiting' ELSE 'pending' END
-WHERE d.seq IN (SELECT seq FROM listed) AND d.status IN {queued}
+WHERE d.seq IN (SELECT seq FROM listed)
   AND d.status <> CASE WHEN {behind_its_key} THEN 'waiting' ELSE 'pending' END
 
 -- Pending deliveries of the key after one just settled (their events arrived later, but were
--- routed first) wait behind it.
+-- routed first) wait behind it. Each listed key's queue is read by a LATERAL lookup (a probe
+-- of deliveries_key_queue per key, whatever the statistics say); the rows are updated by seq,
+-- their status checked again without implying a partial index (a claim may take one
+-- meanwhile).
 -- name: hold_back_later
 WITH listed AS MATERIALIZED (
-    SELECT provider, correlate, event_received_at, event_id, seq, status FROM deliveries
-    WHERE id {in_list:ids})
-UPDATE deliveries AS d SET status = 'waiting'
-FROM listed
-WHERE listed.status IN {queued}
-  AND d.provider = listed.provider AND d.correlate = listed.correlate
-  AND {key_order:d} > {key_order:listed}
-  AND d.status IN {unfinished} AND d.status = 'pending' AND d.id {not_in_list:ids}
+    SELECT provider, correlate, event_received_at, event_id, seq FROM deliveries
+    WHERE id {in_list:ids} AND {status_in:queued}),
+later AS MATERIALIZED (SELECT d.seq FROM listed {each_row_joins:behind_listed})
+UPDATE deliveries SET status = 'waiting'
+WHERE seq IN (SELECT seq FROM later) AND {status_in:pending}
 
--- The first unfinished delivery of the key (:provider, :correlate).
--- name: key_head
-SELECT id FROM deliveries
+-- name: behind_listed
+d.correlate = listed.correlate AND d.provider = listed.provider
+AND {key_order:d} > {key_order:listed} AND d.status IN {unfinished} AND d.id {not_in_list:ids}
+
+-- The id of the key's (:provider, :correlate) first unfinished delivery if it is waiting,
+-- else NULL: the statements below update it by id alone (see "Plans" above).
+-- name: waiting_head
+SELECT CASE WHEN status = 'waiting' THEN id END FROM deliveries
 WHERE provider = :provider AND correlate = :correlate AND status IN {unfinished}
 ORDER BY event_received_at, event_id, seq LIMIT 1
 
@@ -218,13 +236,13 @@ ORDER BY event_received_at, event_id, seq LIMIT 1
 UPDATE deliveries SET status = 'pending',
     next_attempt_at = CASE WHEN folded IS NOT NULL AND fold_until > :now THEN fold_until
                            ELSE :now END
-WHERE status = 'waiting' AND id = ({key_head})
+WHERE id = ({waiting_head})
 
 -- What it waited behind went elsewhere (a fallback) and left the key's first unfinished
 -- delivery waiting: it is pending, due when it was (nothing else changes; a claim took it
 -- waiting before, and takes it pending now).
 -- name: settle_head
-UPDATE deliveries SET status = 'pending' WHERE status = 'waiting' AND id = ({key_head})
+UPDATE deliveries SET status = 'pending' WHERE id = ({waiting_head})
 
 -- name: kill_followers
 UPDATE deliveries AS d SET status = 'dead', blocked_by = :id, next_attempt_at = NULL,
@@ -245,13 +263,14 @@ WHERE d.moved_from IS NULL AND d.action IS NOT NULL AND {{arg}}
 ORDER BY d.event_received_at, d.event_id, d.seq
 LIMIT :limit
 
--- A delivery that just died, and the deliveries queued behind it on its key.
+-- A delivery that just died, and the deliveries queued behind it on its key (queued, in words
+-- that imply no deliveries_movable: see "Plans" above).
 -- name: movable_from_dead
 {movable:dead_and_followers}
 
 -- name: dead_and_followers
 (d.id = :id OR (d.provider = :provider AND d.correlate = :correlate
-                AND d.status IN {unfinished} AND d.status IN {queued}
+                AND d.status IN {unfinished} AND {status_in:queued}
                 AND {key_order:d} > (:event_received_at, :event_id, :seq)))
 
 -- A held provider's queue.
@@ -304,10 +323,10 @@ WHERE events.id = :event_id AND events.status <> computed.status
 
 -- Due (or in flight with a lapsed lease), free to go by its key, not held; oldest first; rows
 -- another transaction holds are passed over, never waited for. The piece named by arg narrows
--- the providers: claim_due_all, claim_due_one (:provider), claim_due_others (:providers).
--- Read in seq order from the claimable deliveries only (deliveries_claim by provider,
--- deliveries_claim_all); the CASE, which no index can serve, keeps a planner from collecting
--- every due delivery by its due time to sort them.
+-- the providers: claim_due_all, claim_due_one (:provider).
+-- Read in seq order from the claimable deliveries only (deliveries_claim by provider; walked
+-- whole for claim_due_all, which the worker never runs); the CASE, which no index can serve,
+-- keeps a planner from collecting every due delivery by its due time to sort them.
 -- name: claim_due
 WITH {oldest_unrouted}, due AS (
     SELECT d.seq AS due_seq FROM deliveries AS d
@@ -330,18 +349,10 @@ RETURNING lease_token, seq, id, event_id, event_received_at, rule, provider, act
 -- name: claim_due_one
 {claim_due:claim_one_provider}
 
--- name: claim_due_others
-{claim_due:claim_other_providers}
-
 -- name: claim_all
 
 -- name: claim_one_provider
 AND d.provider = :provider
-
--- :providers are the providers not named that have claimable deliveries (unnamed_providers;
--- usually none, and then this is not run).
--- name: claim_other_providers
-AND d.provider {in_list:providers}
 
 -- The providers that have claimable deliveries: as many lookups of deliveries_claim as there are
 -- providers (a loose index scan), not one per delivery.
@@ -365,13 +376,15 @@ SELECT {event_columns} FROM events AS ev WHERE ev.id {in_list:ids}
 SELECT provider, correlate, ticket_ref, open FROM tickets
 WHERE provider {in_list:providers} AND correlate {in_list:correlates}
 
+-- A delivery holds a lease_token only while it is in flight (a claim sets it, every way out
+-- of in_flight clears it), so the token alone says the lease is still this claim's (see
+-- "Plans" above: no status term).
 -- name: extend_lease
-UPDATE deliveries SET lease_until = :until
-WHERE id = :id AND lease_token = :token AND status = 'in_flight'
+UPDATE deliveries SET lease_until = :until WHERE id = :id AND lease_token = :token
 
 -- name: held_delivery
 SELECT seq, event_id, event_received_at, rule, provider, correlate FROM deliveries
-WHERE id = :id AND lease_token = :token AND status = 'in_flight'
+WHERE id = :id AND lease_token = :token
 {for_update}
 
 -- The listed deliveries as finish_attempts checks them (in flight, with the claim's token):
@@ -532,11 +545,14 @@ DELETE FROM events WHERE id {in_list:ids}
 DELETE FROM dedupe WHERE (source, key) IN
     (SELECT source, key FROM dedupe WHERE created_at < :before LIMIT :limit {skip_locked})
 
+-- Of routed events only: one not routed yet still needs its body, and events_by_received_at
+-- holds the routed ones.
 -- name: drop_bodies
 UPDATE events SET raw = NULL, raw_is_payload = false WHERE id IN
     (SELECT id FROM events
-     WHERE received_at < :before AND (raw IS NOT NULL OR raw_is_payload) LIMIT :limit
-     {skip_locked})
+     WHERE received_at < :before AND routed_at IS NOT NULL
+       AND (raw IS NOT NULL OR raw_is_payload)
+     LIMIT :limit {skip_locked})
 
 -- == counts ====================================================================================
 
@@ -555,9 +571,15 @@ SELECT NULL, NULL,
 
 -- Bucket numbers floor((t - since) / bucket). A delivery counts once, at the end of its last
 -- successful attempt: a retry after a failure counts at the success.
+-- The events received: the routed ones (events_by_received_at) and those not routed yet
+-- (events_unrouted).
 -- name: activity
-SELECT 'received' AS kind, {floor:(received_at - :since) / :bucket} AS slot, count(*) AS n
-FROM events WHERE received_at >= :since AND received_at < :until
+SELECT 'received' AS kind, slot, count(*) AS n FROM (
+    SELECT {floor:(received_at - :since) / :bucket} AS slot FROM events
+    WHERE received_at >= :since AND received_at < :until AND routed_at IS NOT NULL
+    UNION ALL
+    SELECT {floor:(received_at - :since) / :bucket} FROM events
+    WHERE received_at >= :since AND received_at < :until AND routed_at IS NULL) AS received
 GROUP BY slot
 UNION ALL
 SELECT 'delivered', {floor:(a.started_at + a.duration - :since) / :bucket} AS slot, count(*)

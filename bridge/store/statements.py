@@ -2,9 +2,9 @@
 
 Every difference between SQLite and PostgreSQL that a statement meets is in the table below
 (DIALECTS), and nowhere else: how a parameter is written, skip-locked claims and row locks,
-list membership, flooring to a bucket number. The few statements that exist on one side only
-(the advisory locks of PostgreSQL) are variants in queries.sql, `-- name: NAME (postgres)`;
-an empty body means there is nothing to run on that side.
+list membership, flooring to a bucket number, a lateral join. The few statements that exist
+on one side only (the advisory locks of PostgreSQL) are variants in queries.sql,
+`-- name: NAME (postgres)`; an empty body means there is nothing to run on that side.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ SQLITE = Dialect(
         "in_list": "IN (SELECT value FROM json_each(:{arg}))",  # a list goes as JSON text
         "not_in_list": "NOT IN (SELECT value FROM json_each(:{arg}))",
         "floor": "CAST(({arg}) AS INTEGER)",  # of a value >= 0; needs no math functions
+        "each_row_joins": "JOIN deliveries AS d ON {{arg}}",  # SQLite loops over rows anyway
     },
 )
 POSTGRES = Dialect(
@@ -50,6 +51,11 @@ POSTGRES = Dialect(
         "in_list": "= ANY(:{arg}::text[])",
         "not_in_list": "<> ALL(:{arg}::text[])",
         "floor": "floor({arg})::bigint",
+        # deliveries matching {arg}, looked up for each row before it (a nested loop, whatever
+        # the statistics say; a hash join would read a whole index it believes small)
+        "each_row_joins": (
+            "CROSS JOIN LATERAL (SELECT d.seq FROM deliveries AS d WHERE {{arg}} OFFSET 0) AS d"
+        ),
     },
 )
 DIALECTS = {dialect.name: dialect for dialect in (SQLITE, POSTGRES)}

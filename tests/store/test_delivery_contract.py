@@ -242,14 +242,20 @@ def test_extended_leases_are_not_taken_over(run: Run[Any], store: Store) -> None
     assert run(store.finish_attempt(kept, result_for(kept, DeliveryStatus.DONE), now=T0 + 50))
 
 
-def test_drop_bodies_forgets_old_raw_bodies_only(run: Run[Any], store: Store) -> None:
+def test_drop_bodies_forgets_old_raw_bodies_of_routed_events_only(
+    run: Run[Any], store: Store
+) -> None:
     old = ingest_one(run, store)
     new = ingest_one(run, store, received_at=T0 + 2 * DAY)
+    for event_id in (old, new):
+        route(run, store, event_id, [])
+    unrouted = ingest_one(run, store)  # as old as the old one, its work still to do
 
     assert run(store.drop_bodies(before=T0 + DAY)) == 1
 
     assert run(store.get_raw(old)) is None
     assert run(store.get_raw(new)) == b'{"n": 1}'
+    assert run(store.get_raw(unrouted)) == b'{"n": 1}'
     assert run(store.get_event(old)).event.payload == '{"n": 1}'  # the parsed body stays
 
 
