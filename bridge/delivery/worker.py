@@ -48,7 +48,7 @@ from bridge.views import hold_until
 log = logging.getLogger("bridge.worker")
 
 HOUSEKEEPING_EVERY = 3600.0  # seconds between forgetting expired dedupe keys and old bodies
-STATISTICS_EVERY = 60.0  # seconds between looks at the planner's statistics (autovacuum's nap)
+TENDING_EVERY = 60.0  # seconds between looks at what autovacuum would do (its nap time)
 UNCONFIGURED_ROOM = 8  # deliveries of providers no longer configured, claimed at once (to die)
 FALLBACK_EVERY = 5.0  # seconds between looks for providers held long enough to fall back
 ROUTE_BATCH = 64  # events routed in one step
@@ -82,7 +82,7 @@ class Worker:
         self._between_steps.set()
         self._renew_at = now
         self._housekeep_at = now
-        self._statistics_at = now
+        self._tend_at = now
         self._fallback_at = now
         self._receiver_quiet: asyncio.Event | None = None
         self.use(service)
@@ -209,9 +209,9 @@ class Worker:
         if now >= self._housekeep_at:
             self._housekeep_at = now + HOUSEKEEPING_EVERY
             await self._housekeep(now)
-        if now >= self._statistics_at:
-            self._statistics_at = now + STATISTICS_EVERY
-            await self._refresh_statistics()
+        if now >= self._tend_at:
+            self._tend_at = now + TENDING_EVERY
+            await self._tend_tables()
         if now >= self._fallback_at:
             self._fallback_at = now + self._fallback_every
             busy = await self._fall_back_held(now) or busy
@@ -451,14 +451,23 @@ class Worker:
                 },
             )
 
-    async def _refresh_statistics(self) -> None:
-        """Where the database leaves them (PostgreSQL with autovacuum off), refresh the
-        planner's statistics of the tables a burst or a drain changed (bridge.store.statistics)."""
-        tables = await self.store.refresh_statistics()
-        if tables:
+    async def _tend_tables(self) -> None:
+        """Where PostgreSQL's autovacuum is off, what it would have done by now
+        (bridge.store.autovacuum)."""
+        tended = await self.store.tend_tables()
+        if tended:
+            done = [
+                f"{what} {', '.join(tables)}"
+                for what, tables in (("vacuumed", tended.vacuumed), ("analyzed", tended.analyzed))
+                if tables
+            ]
             log.info(
-                f"planner statistics refreshed (autovacuum is off): {', '.join(tables)}",
-                extra={"action": "statistics", "tables": tables},
+                f"tables tended as autovacuum would (it is off): {'; '.join(done)}",
+                extra={
+                    "action": "autovacuum",
+                    "vacuumed": list(tended.vacuumed),
+                    "analyzed": list(tended.analyzed),
+                },
             )
 
 

@@ -44,6 +44,7 @@ from bridge.records import (
     Routing,
     StoredEvent,
 )
+from bridge.store.autovacuum import Tended
 
 
 class Store(abc.ABC):
@@ -218,8 +219,8 @@ class Store(abc.ABC):
         """Forget the raw bodies of events received before `before` (defaults.keep_bodies);
         how many were dropped."""
 
-    async def refresh_statistics(self) -> list[str]:
-        """Refresh the query planner's statistics of the tables that changed much since they
-        were last refreshed, where the database does not do it itself; the tables refreshed.
-        Only PostgreSQL plans by statistics (and its autovacuum keeps them unless turned off)."""
-        return []
+    async def tend_tables(self) -> Tended:
+        """Where PostgreSQL's autovacuum is off, do what it would have done by now: VACUUM
+        the tables with many dead rows, ANALYZE those that changed much (bridge.store.
+        autovacuum); what was done. Other stores need neither."""
+        return Tended()

@@ -32,7 +32,7 @@ import psycopg
 import psycopg_pool
 
 from bridge.exceptions import StoreError, StoreUnavailable
-from bridge.store import statistics
+from bridge.store import autovacuum
 from bridge.store.postgres_connection import (
     Connection,
     Credentials,
@@ -268,8 +268,8 @@ class PostgresStore(SQLStore):
         except psycopg.Error as exc:
             raise_mapped(exc, self._credentials)
 
-    async def refresh_statistics(self) -> list[str]:
-        return await self._read(statistics.refresh)
+    async def tend_tables(self) -> autovacuum.Tended:
+        return await self._read(autovacuum.tend)  # no transaction: VACUUM runs in none
 
     async def _snapshot(self, write: Write[T]) -> T:
         """Run the step, several reads, on one snapshot."""

@@ -632,20 +632,28 @@ SELECT pg_advisory_unlock(1952609895, 1)
 -- name: repeatable_read
 SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY
 
--- == planner statistics =========================================================================
+-- == what autovacuum would do =================================================================
 
--- The tables among :tables whose statistics PostgreSQL's autovacuum would refresh by now and
--- will not, being off (on the server, or for the table): changed in more rows since their last
--- ANALYZE than the server's autovacuum_analyze_threshold and _scale_factor allow. SQLite plans
--- without statistics.
--- name: stale_statistics
+-- The tables among :tables that PostgreSQL's autovacuum would have tended by now and will not,
+-- being off (on the server, or for the table), by its own rule and the server's settings:
+-- `vacuum` when more rows died since the last VACUUM than autovacuum_vacuum_threshold and
+-- _scale_factor allow (a queue's updates leave a dead row each, and their index entries,
+-- which every walk of an index then steps over), `analyze` when more changed since the last
+-- ANALYZE than autovacuum_analyze_threshold and _scale_factor allow. SQLite has neither.
+-- name: untended_tables
 
--- name: stale_statistics (postgres)
-SELECT c.relname AS name FROM pg_class AS c JOIN pg_stat_user_tables AS s ON s.relid = c.oid
-WHERE s.schemaname = current_schema() AND CAST(c.relname AS text) {in_list:tables}
-  AND (current_setting('autovacuum') = 'off'
-       OR 'autovacuum_enabled=false' = ANY(coalesce(c.reloptions, '{}')))
-  AND s.n_mod_since_analyze > CAST(current_setting('autovacuum_analyze_threshold') AS float8)
-      + CAST(current_setting('autovacuum_analyze_scale_factor') AS float8)
-        * greatest(c.reltuples, 0)
-ORDER BY c.relname
+-- name: untended_tables (postgres)
+SELECT name, needs_vacuum, needs_analyze FROM (
+    SELECT c.relname AS name,
+        s.n_dead_tup > CAST(current_setting('autovacuum_vacuum_threshold') AS float8)
+            + CAST(current_setting('autovacuum_vacuum_scale_factor') AS float8)
+              * greatest(c.reltuples, 0) AS needs_vacuum,
+        s.n_mod_since_analyze > CAST(current_setting('autovacuum_analyze_threshold') AS float8)
+            + CAST(current_setting('autovacuum_analyze_scale_factor') AS float8)
+              * greatest(c.reltuples, 0) AS needs_analyze
+    FROM pg_class AS c JOIN pg_stat_user_tables AS s ON s.relid = c.oid
+    WHERE s.schemaname = current_schema() AND CAST(c.relname AS text) {in_list:tables}
+      AND (current_setting('autovacuum') = 'off'
+           OR 'autovacuum_enabled=false' = ANY(coalesce(c.reloptions, '{}')))) AS due
+WHERE needs_vacuum OR needs_analyze
+ORDER BY name

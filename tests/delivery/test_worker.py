@@ -20,6 +20,7 @@ from bridge.exceptions import StoreError
 from bridge.records import DeliveryStatus, EventStatus, HoldState
 from bridge.service import load_service
 from bridge.store import open_store
+from bridge.store.autovacuum import Tended
 from bridge.store.memory import MemoryStore
 from tests.helpers import shop_event, write_tree
 
@@ -139,9 +140,7 @@ def test_housekeeping_drops_raw_bodies_past_keep_bodies(tmp_path, monkeypatch):
     assert detail.event.payload == '{"id": 1}'  # the parsed body stays
 
 
-def test_the_planners_statistics_are_looked_at_once_a_minute_and_a_refresh_is_logged(
-    tmp_path, caplog
-):
+def test_what_autovacuum_would_do_is_looked_at_once_a_minute_and_logged(tmp_path, caplog):
     root = write_tree(tmp_path, LOGGED)
     now = [1e9]
     looks: list[float] = []
@@ -150,11 +149,13 @@ def test_the_planners_statistics_are_looked_at_once_a_minute_and_a_refresh_is_lo
         store = MemoryStore()
         await store.open()
 
-        async def refresh() -> list[str]:
+        async def tend() -> Tended:
             looks.append(now[0])
-            return ["deliveries", "events"] if len(looks) == 1 else []
+            if len(looks) == 1:
+                return Tended(vacuumed=("deliveries",), analyzed=("events",))
+            return Tended()
 
-        store.refresh_statistics = refresh  # type: ignore[method-assign]
+        store.tend_tables = tend  # type: ignore[method-assign]
         async with httpx.AsyncClient() as client:
             service = load_service(root / "rules", root / "templates", {}, client)
             worker = Worker(service=service, store=store, clock=lambda: now[0])
@@ -166,9 +167,9 @@ def test_the_planners_statistics_are_looked_at_once_a_minute_and_a_refresh_is_lo
     caplog.set_level(logging.INFO, logger="bridge.worker")
     asyncio.run(go())
     assert looks == [1e9, 1e9 + 60]
-    [logged] = [r for r in caplog.records if getattr(r, "action", None) == "statistics"]
-    assert logged.tables == ["deliveries", "events"]
-    assert "deliveries, events" in logged.getMessage()
+    [logged] = [r for r in caplog.records if getattr(r, "action", None) == "autovacuum"]
+    assert (logged.vacuumed, logged.analyzed) == (["deliveries"], ["events"])
+    assert logged.getMessage().endswith(": vacuumed deliveries; analyzed events")
 
 
 def unmatched(number, payload):

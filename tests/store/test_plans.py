@@ -121,7 +121,7 @@ NOT_PER_EVENT = {
     "purge_events": "housekeeping, in chunks",
     "purge_dedupe": "housekeeping, in chunks",
     "drop_bodies": "housekeeping, in chunks",
-    "stale_statistics": "the worker's look at the planner's statistics, once a minute",
+    "untended_tables": "the worker's look at what autovacuum would do, once a minute",
     "ping": "schema_migrations",
     "applied_versions": "schema_migrations",
     "record_migration": "schema_migrations",

@@ -33,7 +33,8 @@ from bridge.records import (
     ProviderHold,
     Routing,
 )
-from bridge.store import intake, open_store, postgres
+from bridge.store import autovacuum, intake, open_store, postgres
+from bridge.store.autovacuum import Tended
 from bridge.store.postgres import PostgresStore, drive
 from bridge.store.postgres_connection import Credentials, connect
 from bridge.store.schema import apply_migrations, load_migrations
@@ -435,41 +436,53 @@ def test_a_statement_given_a_list_is_never_prepared_and_the_others_are(url: str)
     assert not any("FROM tickets" in sql for sql in statements)
 
 
-def test_statistics_autovacuum_leaves_are_refreshed_once_enough_rows_changed(
+def test_where_autovacuum_is_off_the_store_does_what_it_would_by_its_rule(
     run: Run[Any], url: str
 ) -> None:
-    """With autovacuum off (here for the tables, whatever the server's setting), the store
-    analyzes a table once more rows changed than autovacuum's threshold allows (50 on a table
-    never analyzed), and not again until as many change again."""
+    """With autovacuum off (here for the tables, whatever the server's setting), a table is
+    analyzed once more rows changed than autovacuum's threshold allows (50 on a table never
+    analyzed) and vacuumed once more rows died than its threshold allows (50 + a fifth),
+    and not again until as many change again."""
 
-    async def refreshes() -> tuple[list[str], list[str], list[str]]:
+    async def tend() -> tuple[Tended, Tended, Tended]:
         async with opened(url) as store:
-            for table in ("events", "deliveries", "attempts", "tickets", "dedupe"):
+            for table in autovacuum.TABLES:
                 query(url, f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
-            few = await store.refresh_statistics()
-            await store.ingest(
-                [make_event(dedupe_key=f"k-{n}") for n in range(80)], dedupe_window=WINDOW, now=T0
-            )
-            # a server reports a connection's changes within a few seconds (PGSTAT_IDLE_INTERVAL)
-            deadline = asyncio.get_running_loop().time() + 20
-            refreshed: list[str] = []
-            while not refreshed and asyncio.get_running_loop().time() < deadline:
-                refreshed = await store.refresh_statistics()
-                if not refreshed:
-                    await asyncio.sleep(0.2)
-            return few, refreshed, await store.refresh_statistics()
+            untouched = await store.tend_tables()
+            events = [make_event(dedupe_key=f"k-{n}") for n in range(80)]
+            await store.ingest(events, dedupe_window=WINDOW, now=T0)
+            routings = [
+                Routing(event_id=event.id, matched_rules=(), trace=[], deliveries=[])
+                for event in events
+            ]
+            await store.save_routings(routings, now=T0)  # each event rewritten: 80 dead rows
+            tended = await _tended_when_reported(store)
+            return untouched, tended, await store.tend_tables()
 
-    few, refreshed, again = run(refreshes())
+    untouched, tended, again = run(tend())
 
-    assert few == []
-    assert refreshed == ["dedupe", "events"]
-    assert again == []
-    analyzed = query(
+    assert not untouched
+    assert tended == Tended(vacuumed=("events",), analyzed=("dedupe",))
+    assert not again
+    stamps = query(
         url,
-        "SELECT relname FROM pg_stat_user_tables WHERE schemaname = current_schema()"
-        " AND last_analyze IS NOT NULL ORDER BY relname",
+        "SELECT relname, last_vacuum IS NOT NULL, last_analyze IS NOT NULL"
+        " FROM pg_stat_user_tables WHERE schemaname = current_schema()"
+        " AND relname IN ('events', 'dedupe') ORDER BY relname",
     )
-    assert analyzed == [("dedupe",), ("events",)]
+    assert stamps == [("dedupe", False, True), ("events", True, True)]
+
+
+async def _tended_when_reported(store: PostgresStore) -> Tended:
+    """A server reports a connection's changes within seconds (PGSTAT_IDLE_INTERVAL): tend
+    until it has (bounded)."""
+    deadline = asyncio.get_running_loop().time() + 20
+    tended = Tended()
+    while not tended and asyncio.get_running_loop().time() < deadline:
+        tended = await store.tend_tables()
+        if not tended:
+            await asyncio.sleep(0.2)
+    return tended
 
 
 def test_migration_7_makes_a_waiting_delivery_with_nothing_before_it_pending(
