@@ -38,8 +38,9 @@ def tend() -> Step[Tended]:
     analyzed = tuple(
         str(row["name"]) for row in found if row["needs_analyze"] and not row["needs_vacuum"]
     )
+    # SKIP_LOCKED: a table another worker is tending now is left to it, not waited for
     if vacuumed:
-        yield Script(f"VACUUM (ANALYZE) {', '.join(vacuumed)}")
+        yield Script(f"VACUUM (ANALYZE, SKIP_LOCKED) {', '.join(vacuumed)}")
     if analyzed:
-        yield Script(f"ANALYZE {', '.join(analyzed)}")
+        yield Script(f"ANALYZE (SKIP_LOCKED) {', '.join(analyzed)}")
     return Tended(vacuumed=vacuumed, analyzed=analyzed)
