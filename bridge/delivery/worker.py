@@ -83,6 +83,7 @@ class Worker:
         self._renew_at = now
         self._housekeep_at = now
         self._tend_at = now
+        self._tending: asyncio.Task[None] | None = None  # a VACUUM may take minutes
         self._fallback_at = now
         self._receiver_quiet: asyncio.Event | None = None
         self.use(service)
@@ -157,6 +158,10 @@ class Worker:
         log says how many it waits for (`worker_drain`) and, last, that it stopped."""
         self._stopping = True
         self.wake()
+        if self._tending is not None:
+            self._tending.cancel()  # PostgreSQL cancels the VACUUM; the next worker tends
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._tending
         grace = self.grace if grace is None else grace
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
@@ -209,9 +214,10 @@ class Worker:
         if now >= self._housekeep_at:
             self._housekeep_at = now + HOUSEKEEPING_EVERY
             await self._housekeep(now)
-        if now >= self._tend_at:
+        if now >= self._tend_at and (self._tending is None or self._tending.done()):
+            # beside the steps, never in one: the leases are renewed meanwhile
             self._tend_at = now + TENDING_EVERY
-            await self._tend_tables()
+            self._tending = asyncio.create_task(self._tend_tables(), name="tend-tables")
         if now >= self._fallback_at:
             self._fallback_at = now + self._fallback_every
             busy = await self._fall_back_held(now) or busy
@@ -454,7 +460,14 @@ class Worker:
     async def _tend_tables(self) -> None:
         """Where PostgreSQL's autovacuum is off, what it would have done by now
         (bridge.store.autovacuum)."""
-        tended = await self.store.tend_tables()
+        try:
+            tended = await self.store.tend_tables()
+        except StoreError as exc:
+            log.warning(
+                "could not tend the tables as autovacuum would",
+                extra={"action": "autovacuum", "error": str(exc)},
+            )
+            return
         if tended:
             done = [
                 f"{what} {', '.join(tables)}"

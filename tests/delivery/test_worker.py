@@ -162,6 +162,8 @@ def test_what_autovacuum_would_do_is_looked_at_once_a_minute_and_logged(tmp_path
             for at in (1e9, 1e9 + 59, 1e9 + 60, 1e9 + 90):
                 now[0] = at
                 await worker._step()
+                if worker._tending is not None:  # beside the steps: let it finish
+                    await worker._tending
         await store.close()
 
     caplog.set_level(logging.INFO, logger="bridge.worker")
@@ -170,6 +172,47 @@ def test_what_autovacuum_would_do_is_looked_at_once_a_minute_and_logged(tmp_path
     [logged] = [r for r in caplog.records if getattr(r, "action", None) == "autovacuum"]
     assert (logged.vacuumed, logged.analyzed) == (["deliveries"], ["events"])
     assert logged.getMessage().endswith(": vacuumed deliveries; analyzed events")
+
+
+def test_tending_runs_beside_the_steps_and_stop_cancels_it(tmp_path, caplog):
+    """A VACUUM of a big table may take minutes: the steps (and lease renewals) go on, a
+    failure is a warning, and stopping the worker cancels it."""
+    root = write_tree(tmp_path, LOGGED)
+
+    async def go() -> tuple[bool, bool]:
+        store = MemoryStore()
+        await store.open()
+        started = asyncio.Event()
+
+        async def tend_forever() -> Tended:
+            started.set()
+            await asyncio.Event().wait()
+            raise AssertionError("never")
+
+        async def tend_failing() -> Tended:
+            raise StoreError("permission denied for table deliveries")
+
+        store.tend_tables = tend_failing  # type: ignore[method-assign]
+        async with httpx.AsyncClient() as client:
+            service = load_service(root / "rules", root / "templates", {}, client)
+            failing = Worker(service=service, store=store)
+            await failing._step()
+            assert failing._tending is not None
+            await failing._tending
+            store.tend_tables = tend_forever  # type: ignore[method-assign]
+            worker = Worker(service=service, store=store)
+            await asyncio.wait_for(worker._step(), 5)  # not held by the tending
+            await asyncio.wait_for(started.wait(), 5)
+            tending = worker._tending
+            assert tending is not None and not tending.done()
+            await asyncio.wait_for(worker.stop(grace=0), 5)
+        await store.close()
+        return tending.cancelled(), started.is_set()
+
+    caplog.set_level(logging.INFO, logger="bridge.worker")
+    assert asyncio.run(go()) == (True, True)
+    [warning] = [r for r in problems(caplog) if getattr(r, "action", None) == "autovacuum"]
+    assert warning.error == "permission denied for table deliveries"
 
 
 def unmatched(number, payload):
