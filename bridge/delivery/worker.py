@@ -5,9 +5,9 @@
 
 The retry loop lives here and only here (STYLE habit 3): adapters make one attempt and say
 what came of it (attempts.py decides what that means). Each provider is paced apart
-(limits.py: concurrency, token bucket, circuit breaker), so one slow or failing provider
-never takes the room of another. Leases of running attempts are renewed; on stop, attempts
-still running after the grace period are released for a later try.
+(limits.py: concurrency, circuit breaker; the store's token buckets), so one slow or failing
+provider never takes the room of another. Leases of running attempts are renewed; on stop,
+attempts still running after the grace period are released for a later try.
 
 The receiver wakes the worker the moment an event is stored; other processes' work is found
 by polling the store at least every `poll_interval` seconds.

@@ -8,8 +8,9 @@ Every operation is written once; the drivers only run it:
       intake.py       ingest, claim_unrouted, save_routing
       claims.py       claim_due (budget per provider, token buckets), leases, next_wakeup
       queues.py       a key's queue: settle, release, kill followers, event status; finish, retry
-      pacing.py       provider holds, token buckets
+      pacing.py       provider holds, token buckets (buckets.py: the bucket's arithmetic)
       reading.py      what operators read, counts, purge (counts.py: rows -> QueueStats, Activity)
+      autovacuum.py   where PostgreSQL's autovacuum is off, what it would do
     steps.py        a step: a generator that yields Query/Script and is sent back Result
     queries.sql     every statement, by name, with :named parameters
     statements.py   queries.sql rendered per dialect; the table of what differs

@@ -20,8 +20,8 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from bridge.config import RateLimit
-from bridge.delivery.limits import refill, whole
 from bridge.records import Claim, DeliveryStatus
+from bridge.store.buckets import refill, whole
 from bridge.store.pacing import locked_bucket, save_bucket
 from bridge.store.rows import ReadRow, delivery_from_row, event_from_row, loads_optional
 from bridge.store.steps import Query, Step, rows

@@ -9,9 +9,9 @@ from __future__ import annotations
 import dataclasses
 
 from bridge.config import RateLimit
-from bridge.delivery.limits import Bucket, next_token_at, refill
 from bridge.exceptions import StoreError
 from bridge.records import ProviderHold
+from bridge.store.buckets import Bucket, next_token_at, refill
 from bridge.store.rows import hold_from_row
 from bridge.store.steps import Step, execute, first, rows
 
