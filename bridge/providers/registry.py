@@ -15,9 +15,8 @@ from bridge.exceptions import Problem
 from bridge.providers.base import TICKET_FIELDS, Provider
 from bridge.providers.http import ORIGIN_PROBLEM, HttpProvider, written_origin
 from bridge.providers.log import LogProvider
-from bridge.rendering.actions import compile_tree, is_file_reference
+from bridge.rendering.actions import compile_tree, written_direction
 from bridge.rendering.templates import Templates
-from bridge.tickets import Direction
 
 Builder = Callable[[ProviderConfig, Config, Templates, httpx.AsyncClient, list[Problem]], Provider]
 
@@ -117,7 +116,7 @@ def _unsupported(rule: RuleConfig, provider: Provider, config: Config) -> list[P
         found.append((("action",), f"cannot {rule.action.value}"))
     for key in sorted((set(rule.ticket) & TICKET_FIELDS) - can.fields):
         found.append((("ticket", key), f"has no ticket {key}"))
-    direction = _direction(rule.ticket.get("message"))
+    direction = written_direction(rule.ticket.get("message"))
     if direction is not None and direction not in can.directions:
         found.append((("ticket", "message"), f"cannot send a message with direction {direction}"))
     kind = config.providers[rule.provider].type
@@ -127,13 +126,3 @@ def _unsupported(rule: RuleConfig, provider: Provider, config: Config) -> list[P
         message = f"provider {rule.provider!r} ({kind}) {lack}"
         problems.append(Problem(file=at.file, line=at.line, path=at.path, message=message))
     return problems
-
-
-def _direction(message: Any) -> Direction | None:
-    """The direction a rule's `message` is sent with (a literal: checked at load)."""
-    if message is None:
-        return None
-    if isinstance(message, Mapping) and not is_file_reference(message):
-        value = message.get("direction", Direction.INCOMING.value)
-        return Direction(value) if value in {d.value for d in Direction} else None
-    return Direction.INCOMING

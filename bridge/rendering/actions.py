@@ -131,6 +131,17 @@ def is_file_reference(value: Any) -> bool:
     return isinstance(value, Mapping) and set(value) == {"template"}
 
 
+def written_direction(message: Any) -> Direction | None:
+    """The direction a rule's `ticket.message` says it is sent with, when the configuration
+    fixes it (a literal, checked at load); None for no message or a direction it refuses."""
+    if message is None:
+        return None
+    if isinstance(message, Mapping) and not is_file_reference(message):
+        value = message.get("direction", Direction.INCOMING.value)
+        return Direction(value) if value in {d.value for d in Direction} else None
+    return Direction.INCOMING
+
+
 @dataclass(frozen=True, kw_only=True)
 class _Compiler:
     config: Config

@@ -15,7 +15,7 @@ from typing import Any
 from bridge.config import Config, ProviderConfig, RuleConfig
 from bridge.config.model import DocPath
 from bridge.exceptions import Problem
-from bridge.rendering.actions import is_file_reference
+from bridge.rendering.actions import written_direction
 from bridge.tickets import ActionKind, Direction, OnMissing
 
 DEFAULT_BASE_URL = "https://api.vambe.me"
@@ -115,7 +115,7 @@ def _rule_mistakes(rule: RuleConfig, settings: VambeSettings) -> list[tuple[DocP
                     "opens tickets by phone number: ticket.contact.phone is required",
                 )
             )
-    direction = _direction(ticket.get("message"))
+    direction = written_direction(ticket.get("message"))
     if direction is Direction.OUTGOING and rule.action in (
         ActionKind.UPDATE_TICKET,
         ActionKind.CLOSE_TICKET,
@@ -135,15 +135,6 @@ def _rule_mistakes(rule: RuleConfig, settings: VambeSettings) -> list[tuple[DocP
             )
         )
     return mistakes
-
-
-def _direction(message: Any) -> Direction | None:
-    if message is None:
-        return None
-    if isinstance(message, Mapping) and not is_file_reference(message):
-        value = message.get("direction", Direction.INCOMING.value)
-        return Direction(value) if value in {d.value for d in Direction} else None
-    return Direction.INCOMING
 
 
 def _text(value: Any) -> str | None:
