@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import Any
 
 from bridge.records import (
@@ -21,17 +20,7 @@ from bridge.records import (
     StoredEvent,
 )
 from bridge.redaction import mask, redact_headers
-
-
-def iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def hold_until(hold: ProviderHold) -> str | None:
-    """When a hold ends, in ISO 8601 UTC; None for a pause that lasts until it is resumed."""
-    return None if hold.until_resumed else iso(hold.until)
+from bridge.times import hold_until, iso
 
 
 def hold_json(hold: ProviderHold | None) -> dict[str, Any]:

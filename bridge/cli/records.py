@@ -21,7 +21,8 @@ from bridge.delivery.steering import replay_event, retry_dead
 from bridge.records import Delivery, DeliveryStatus, EventStatus, NewDelivery
 from bridge.service import Service
 from bridge.store.base import Store
-from bridge.views import event_detail_json, event_detail_text, hold_until, iso
+from bridge.times import hold_until, iso
+from bridge.views import event_detail_json, event_detail_text
 
 
 def cmd_events(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from bridge.config import Config, ProviderConfig
 from bridge.config.units import format_duration
 from bridge.records import AttemptResult, Claim, DeliveryStatus, FallBack, ProviderHold
-from bridge.views import iso
+from bridge.times import iso
 
 
 def fallback_for(

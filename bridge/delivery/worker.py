@@ -43,7 +43,7 @@ from bridge.providers.base import Outcome, OutcomeKind
 from bridge.records import AttemptResult, Claim, DeliveryStatus, HoldState, ProviderHold, Routing
 from bridge.service import Service
 from bridge.store.base import Store
-from bridge.views import hold_until
+from bridge.times import hold_until
 
 log = logging.getLogger("bridge.worker")
 

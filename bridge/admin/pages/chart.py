@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bridge.records import Activity
-from bridge.views import iso
+from bridge.times import iso
 
 
 @dataclass(frozen=True, kw_only=True)
