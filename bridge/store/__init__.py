@@ -9,7 +9,8 @@ Every operation is written once; the drivers only run it:
       claims.py       claim_due (budget per provider, token buckets), leases, next_wakeup
       queues.py       a key's queue: settle, release, kill followers, event status; finish, retry
       pacing.py       provider holds, token buckets (buckets.py: the bucket's arithmetic)
-      reading.py      what operators read, counts, purge (counts.py: rows -> QueueStats, Activity)
+      reading.py      what operators read, counts (counts.py: rows -> QueueStats, Activity)
+      retention.py    purge, dropping old bodies
       autovacuum.py   where PostgreSQL's autovacuum is off, what it would do
     steps.py        a step: a generator that yields Query/Script and is sent back Result
     queries.sql     every statement, by name, with :named parameters

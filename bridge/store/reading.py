@@ -1,6 +1,6 @@
-"""What the operator's surfaces ask of the store: reading events and deliveries, the counts
-of /metrics and the admin overview, purging old events and bodies. Steps, written once for
-both databases (retrying a delivery changes a key's queue: bridge.store.queues).
+"""What the operator's surfaces read from the store: events and deliveries, the counts of
+/metrics and the admin overview. Steps, written once for both databases (retrying a delivery
+changes a key's queue: bridge.store.queues; forgetting old events is bridge.store.retention).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from bridge.records import (
 from bridge.store.counts import activity_from_rows, bucket_starts, stats_from_rows
 from bridge.store.pacing import provider_holds
 from bridge.store.rows import attempt_from_row, delivery_from_row, event_from_row
-from bridge.store.steps import Step, execute, first, rows
+from bridge.store.steps import Step, first, rows
 
 
 def list_events(
@@ -104,24 +104,3 @@ def activity(*, since: float, until: float, bucket: float) -> Step[list[Activity
         return []
     params = {"since": float(since), "until": float(until), "bucket": float(bucket)}
     return activity_from_rows(starts, (yield from rows("activity", **params)))
-
-
-def purge_some(
-    *, before: float | None, dedupe_before: float | None, limit: int
-) -> Step[tuple[int, int]]:
-    """Purge up to `limit` events and `limit` dedupe keys; return how many of each."""
-    ids: list[str] = []
-    if before is not None:
-        ids = [row["id"] for row in (yield from rows("purgeable", before=before, limit=limit))]
-    if ids:
-        yield from execute("purge_attempts", ids=ids)
-        yield from execute("purge_deliveries", ids=ids)
-        yield from execute("purge_events", ids=ids)
-    keys = 0
-    if dedupe_before is not None:
-        keys = yield from execute("purge_dedupe", before=dedupe_before, limit=limit)
-    return len(ids), keys
-
-
-def drop_some_bodies(*, before: float, limit: int) -> Step[int]:
-    return (yield from execute("drop_bodies", before=before, limit=limit))

@@ -31,7 +31,7 @@ from bridge.records import (
     Routing,
     StoredEvent,
 )
-from bridge.store import claims, intake, pacing, queues, reading
+from bridge.store import claims, intake, pacing, queues, reading, retention
 from bridge.store.base import Store
 from bridge.store.intake import Arrival
 from bridge.store.rows import event_params
@@ -203,7 +203,7 @@ class SQLStore(Store):
         while True:  # in chunks, each its own transaction
             purged_events, purged_keys = await self._write(
                 functools.partial(
-                    reading.purge_some,
+                    retention.purge_some,
                     before=before,
                     dedupe_before=before if dedupe_before is None else dedupe_before,
                     limit=PURGE_CHUNK,
@@ -218,7 +218,7 @@ class SQLStore(Store):
         dropped = 0
         while True:
             some = await self._write(
-                functools.partial(reading.drop_some_bodies, before=before, limit=PURGE_CHUNK)
+                functools.partial(retention.drop_some_bodies, before=before, limit=PURGE_CHUNK)
             )
             dropped += some
             if some < PURGE_CHUNK:
