@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -59,7 +60,7 @@ class Reloader:
             config = self.service.config
             try:
                 service = await asyncio.to_thread(
-                    load_service,
+                    functools.partial(load_service, to_run=True),
                     config.rules_dir,
                     config.templates_dir,
                     self._environ,

@@ -10,6 +10,7 @@ provider, a provider with a schema problem): one run of `check` reports every pr
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Any
 import httpx
 
 from bridge.config import Config, RuleConfig, draft_config
+from bridge.config.model import Locations
 from bridge.exceptions import ConfigError, Problem
 from bridge.providers.base import Provider
 from bridge.providers.registry import build_providers
@@ -58,11 +60,31 @@ def _predicate(expression: CompiledExpression) -> Any:
 
 
 def load_service(
-    rules_dir: Path, templates_dir: Path, environ: Mapping[str, str], client: httpx.AsyncClient
+    rules_dir: Path,
+    templates_dir: Path,
+    environ: Mapping[str, str],
+    client: httpx.AsyncClient,
+    *,
+    to_run: bool = False,
 ) -> Service:
-    """Raise ConfigError with every problem, or return the service ready to run."""
+    """Raise ConfigError with every problem, or return the service ready to run. `to_run`:
+    for a process that runs it for long (serve, worker, a reload), which gets back what only
+    the load needed: the lines of the configuration's inner paths, and the freed heap."""
     with _collector_paused():
-        return _load_service(rules_dir, templates_dir, environ, client)
+        service = _load_service(rules_dir, templates_dir, environ, client)
+    if to_run:
+        if isinstance(service.config.locations, Locations):  # as loaded (tests build dicts)
+            service.config.locations.keep_entries_only()
+        _give_back_freed_memory()
+    return service
+
+
+def _give_back_freed_memory() -> None:
+    """Hand the heap's free pages back to the system (glibc's malloc_trim; elsewhere
+    nothing): the parse of 10,000 rules leaves some 10 MB freed that the process would
+    otherwise keep for good (bench match: the worker's RSS against 10 rules)."""
+    with contextlib.suppress(AttributeError, OSError):
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 @contextlib.contextmanager

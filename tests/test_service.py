@@ -189,3 +189,33 @@ rules:
         "<rules>/all.yaml:2: defaults.retry.cap: 'forever' is not a duration (use seconds or 500ms, 2s, 5m, 1h, 2d)",
         "<rules>/all.yaml:9: rules[0].source: source 'from' is not defined (defined: form); did you mean 'form'?",
     ]
+
+
+def test_a_service_to_run_keeps_only_its_entries_lines(tmp_path: Path) -> None:
+    """serve, worker and a reload keep the line of each entry, not of every path inside it
+    (16 MB of 10,000 rules): nothing asks for those once the configuration is compiled."""
+    rules = (
+        "providers:\n"
+        "  audit: {type: log}\n"
+        "sources:\n"
+        "  shop: {verify: {type: none}}\n"
+        "rules:\n"
+        "  - name: order\n"
+        "    source: shop\n"
+        "    action: create_ticket\n"
+        "    provider: audit\n"
+        "    ticket:\n"
+        '      subject: "Order {{ body.id }}"\n'
+    )
+    root = write_tree(tmp_path, rules)
+    loaded = {
+        to_run: load_service(
+            root / "rules", root / "templates", {}, httpx.AsyncClient(), to_run=to_run
+        ).config
+        for to_run in (False, True)
+    }
+    inner = ("rules", 0, "ticket", "subject")
+    checked, running = loaded[False].locate(inner), loaded[True].locate(inner)
+    entry = loaded[True].locate(inner[:2])
+    assert (checked.line, entry.line) == (11, 6)  # as written
+    assert (running.file, running.line, running.path) == (entry.file, 6, checked.path)

@@ -127,9 +127,15 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _load(args: argparse.Namespace, client: httpx.AsyncClient | None = None) -> Service:
+def _load(
+    args: argparse.Namespace, client: httpx.AsyncClient | None = None, *, to_run: bool = False
+) -> Service:
     return load_service(
-        Path(args.rules), Path(args.templates), os.environ, client or httpx.AsyncClient()
+        Path(args.rules),
+        Path(args.templates),
+        os.environ,
+        client or httpx.AsyncClient(),
+        to_run=to_run,
     )
 
 

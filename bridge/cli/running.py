@@ -93,7 +93,7 @@ def serve_app(rules: str, templates: str, db: str, log_level: str, with_worker: 
     from bridge.delivery.worker import Worker
 
     client = delivery_client()
-    service = load_service(Path(rules), Path(templates), os.environ, client)
+    service = load_service(Path(rules), Path(templates), os.environ, client, to_run=True)
     admin_token = os.environ.get("BRIDGE_ADMIN_TOKEN") or None
     secrets = service.config.secrets | ({admin_token} if admin_token else set())
     configure_logging(log_level, secrets=secrets)
@@ -115,7 +115,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from bridge.delivery.worker import Worker
 
     client = delivery_client()
-    service = _load(args, client)
+    service = _load(args, client, to_run=True)
     configure_logging(args.log_level, secrets=service.config.secrets)
 
     async def run() -> int:
