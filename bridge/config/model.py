@@ -54,8 +54,11 @@ class Locations(Mapping[DocPath, Location]):
         """Forget the lines of the paths below each entry (16 MB of the 53 that 10,000 rules
         keep): once the configuration is compiled nothing asks for them, and a path asked
         for later is placed at its entry's line, as `locate` falls back."""
+        kept: dict[int, dict[DocPath, int]] = {}  # a file's lines -> its entries' lines
+        for _, written, lines in self._entries.values():
+            kept.setdefault(id(lines), {})[written] = lines.get(written, 1)
         self._entries = {
-            path: (file, written, {written: lines.get(written, 1)})
+            path: (file, written, kept[id(lines)])
             for path, (file, written, lines) in self._entries.items()
         }
 
