@@ -150,11 +150,13 @@ PARTIAL = {
     "deliveries_leases",
     "deliveries_folds",
     "deliveries_blocked_by",
+    "deliveries_movable",
     "events_unrouted",
+    "events_by_received_at",
 }
-# indexes led by (provider, correlate): looked up without the correlate, they read a provider's
-# whole queue (or history)
-KEY_LED = {KEY_QUEUE, "deliveries_by_key", "deliveries_folds"}
+# indexes of a key (provider and correlate): looked up without the correlate, they read a
+# provider's whole queue (or history)
+KEY_LED = {KEY_QUEUE, "deliveries_folds"}
 
 # -- a store with a backlog --------------------------------------------------------------------
 
