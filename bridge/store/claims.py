@@ -64,10 +64,11 @@ def claim_due(
             found = yield from rows("unnamed_providers", named=list(per_provider))
             for provider in (row["provider"] for row in found):
                 rest = limit - len(claimed)
-                if rest > 0:
-                    claimed += yield from _claim(
-                        "claim_due_one", **params, limit=rest, provider=provider
-                    )
+                if rest <= 0:
+                    break
+                claimed += yield from _claim(
+                    "claim_due_one", **params, limit=rest, provider=provider
+                )
     return (yield from _claims(claimed, events_for))
 
 

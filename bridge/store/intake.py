@@ -88,7 +88,7 @@ class Planned:
     row: dict[str, Any]
     action: TicketAction | None
 
-    def send(self, action: TicketAction) -> None:
+    def replace_action(self, action: TicketAction) -> None:
         self.action = action
         self.row["action"] = action_text(action)
 
@@ -107,7 +107,7 @@ def follow_moved_tickets(planned: list[Planned]) -> Step[None]:
         to = moved.get((p.row["provider"], p.row["correlate"]))
         if to is not None and p.action is not None:
             p.row["provider"] = to
-            p.send(sent_elsewhere(p.action, to=to, why=None))
+            p.replace_action(sent_elsewhere(p.action, to=to, why=None))
 
 
 def fold(
